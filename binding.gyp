@@ -1,0 +1,33 @@
+{
+  "targets": [
+    {
+      "target_name": "mmoco_native",
+      "sources": [
+        "native/src/addon.cc",
+        "native/src/handle.cc",
+        "native/src/create.cc",
+        "native/src/shape.cc",
+        "native/src/math.cc",
+        "native/src/nn.cc",
+        "native/src/runtime.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "<!@(node scripts/libtorch.mjs include)"
+      ],
+      "libraries": ["<!@(node scripts/libtorch.mjs libs)"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": [
+        "-std=c++17",
+        "-fexceptions",
+        "-frtti",
+        "-O2",
+        "-Wno-unused-parameter",
+        "-Wno-deprecated-declarations",
+        "<!@(node scripts/libtorch.mjs cflags)"
+      ]
+    }
+  ]
+}

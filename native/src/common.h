@@ -1,0 +1,104 @@
+// Shared pieces of the binding: the tensor handle, argument readers and the op guard.
+// The binding is thin on purpose (DESIGN.md §1): every exported function reads its
+// arguments, calls one libtorch function and wraps the result.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <napi.h>
+#include <torch/version.h>
+
+#include <string>
+#include <vector>
+
+namespace mm {
+
+// Tensors live in a slot table; JS holds a slot number (a small integer, so passing one
+// across the boundary allocates nothing). A slot owns one at::Tensor reference until it is
+// released, explicitly (dispose, scopes) or by the TS layer's finaliser.
+int64_t LiveCount();
+// Puts a tensor in a free slot and returns the slot number (null for an undefined tensor).
+Napi::Value Wrap(Napi::Env env, at::Tensor t);
+Napi::Value WrapList(Napi::Env env, const std::vector<at::Tensor>& ts);
+// The tensor in slot `id`, or nullptr when the id is not a live slot.
+at::Tensor* Lookup(int64_t id);
+
+// Op metadata carried as the napi callback data: the name for messages and a signature
+// with one letter per argument (T tensor, L tensor list, . anything else).
+struct OpInfo {
+  const char* name;
+  const char* sig;
+};
+// Human-readable summary of argument i: "Tensor(float32[2, 3], cpu)", "2.5", "[1, 2]".
+std::string Describe(const Napi::CallbackInfo& a, size_t i);
+std::string DtypeName(at::ScalarType t);
+
+// ---- argument readers (throw a TypeError naming the argument) ----
+at::Tensor& T(const Napi::CallbackInfo& a, size_t i);
+c10::optional<at::Tensor> OptT(const Napi::CallbackInfo& a, size_t i);
+std::vector<at::Tensor> TL(const Napi::CallbackInfo& a, size_t i);
+std::vector<c10::optional<at::Tensor>> OptTL(const Napi::CallbackInfo& a, size_t i);
+at::Scalar S(const Napi::CallbackInfo& a, size_t i);
+double D(const Napi::CallbackInfo& a, size_t i);
+int64_t I(const Napi::CallbackInfo& a, size_t i);
+c10::optional<int64_t> OptI(const Napi::CallbackInfo& a, size_t i);
+c10::optional<double> OptD(const Napi::CallbackInfo& a, size_t i);
+bool B(const Napi::CallbackInfo& a, size_t i);
+std::string Str(const Napi::CallbackInfo& a, size_t i);
+std::vector<int64_t> IL(const Napi::CallbackInfo& a, size_t i);
+bool IsNullish(const Napi::CallbackInfo& a, size_t i);
+at::ScalarType DT(const Napi::CallbackInfo& a, size_t i);
+c10::optional<at::ScalarType> OptDT(const Napi::CallbackInfo& a, size_t i);
+at::Device Dev(const Napi::CallbackInfo& a, size_t i);
+// TensorOptions from (dtype code | null, device string | null, requiresGrad bool | undefined).
+at::TensorOptions Opts(const Napi::CallbackInfo& a, size_t dtypeArg, size_t deviceArg);
+
+// dtype codes shared with src/torch/dtype.ts
+at::ScalarType DtypeFromCode(int64_t code);
+int64_t CodeFromDtype(at::ScalarType t);
+
+using Fn = Napi::Value (*)(const Napi::CallbackInfo&);
+
+// Turns every C++ exception into a JS Error that names the op and its arguments, so no
+// input from TypeScript can abort the process.
+template <Fn F>
+Napi::Value Guarded(const Napi::CallbackInfo& info);
+[[noreturn]] void ThrowOpError(const Napi::CallbackInfo& info, const char* what);
+
+template <Fn F>
+Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  try {
+    return F(info);
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    ThrowOpError(info, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    ThrowOpError(info, e.what());
+  }
+}
+
+// Op definitions: OP(name, sig) { ... } defines a function of `a` (the call's arguments)
+// and registers it, wrapped in Guarded, to be exported as `name` (addon.cc).
+struct Registrar {
+  OpInfo info;
+  Fn fn;
+  Registrar(const char* name, const char* sig, Fn guarded);
+};
+std::vector<Registrar*>& Registry();
+
+#define OP(name, sig)                                                                \
+  static Napi::Value op_##name(const Napi::CallbackInfo& a);                        \
+  static ::mm::Registrar reg_##name(#name, sig, ::mm::Guarded<op_##name>);           \
+  static Napi::Value op_##name(const Napi::CallbackInfo& a)
+
+inline Napi::Value Out(const Napi::CallbackInfo& a, at::Tensor t) { return Wrap(a.Env(), std::move(t)); }
+inline Napi::Value OutList(const Napi::CallbackInfo& a, const std::vector<at::Tensor>& ts) {
+  return WrapList(a.Env(), ts);
+}
+inline const char* OpName(const Napi::CallbackInfo& a) { return static_cast<OpInfo*>(a.Data())->name; }
+inline Napi::Value Pair(const Napi::CallbackInfo& a, const std::tuple<at::Tensor, at::Tensor>& p) {
+  return WrapList(a.Env(), {std::get<0>(p), std::get<1>(p)});
+}
+
+
+}  // namespace mm

@@ -1,0 +1,159 @@
+// Autograd, grad mode, random generators, threads, devices and BLAS introspection.
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
+#include <torch/cuda.h>
+
+#include "common.h"
+
+namespace mm {
+
+// ---- autograd ----
+OP(requiresGrad, "T") { return Napi::Boolean::New(a.Env(), T(a, 0).requires_grad()); }
+OP(requiresGrad_, "T") {
+  T(a, 0).requires_grad_(B(a, 1));
+  return a[0];
+}
+OP(isLeaf, "T") { return Napi::Boolean::New(a.Env(), T(a, 0).is_leaf()); }
+OP(retainGrad, "T") {
+  T(a, 0).retain_grad();
+  return a[0];
+}
+OP(gradFn, "T") {
+  const auto& fn = T(a, 0).grad_fn();
+  if (!fn) return a.Env().Null();
+  return Napi::String::New(a.Env(), fn->name());
+}
+// grad(t): a new handle on t.grad, or null when there is none.
+OP(grad, "T") { return Out(a, T(a, 0).grad()); }
+// setGrad(t, g | null)
+OP(setGrad, "TT") {
+  if (IsNullish(a, 1))
+    T(a, 0).mutable_grad().reset();
+  else
+    T(a, 0).mutable_grad() = T(a, 1);
+  return a.Env().Undefined();
+}
+OP(detach, "T") { return Out(a, T(a, 0).detach()); }
+OP(detach_, "T") {
+  T(a, 0).detach_();
+  return a[0];
+}
+// Gradients of the outputs: an array whose null entries mean "ones" (scalar outputs).
+static std::vector<at::Tensor> GradOutputs(const Napi::CallbackInfo& a, size_t i) {
+  std::vector<at::Tensor> grads;
+  if (IsNullish(a, i)) return grads;
+  for (auto& g : OptTL(a, i)) grads.push_back(g ? *g : at::Tensor());
+  return grads;
+}
+// backward(outputs[], gradOutputs[] (entries may be null), retainGraph, createGraph)
+OP(backward, "LL") {
+  std::vector<at::Tensor> outs = TL(a, 0);
+  std::vector<at::Tensor> grads = GradOutputs(a, 1);
+  bool create = B(a, 3);
+  c10::optional<bool> retain;
+  if (!IsNullish(a, 2)) retain = B(a, 2);
+  torch::autograd::backward(outs, grads, retain, create);
+  return a.Env().Undefined();
+}
+// autogradGrad(outputs[], inputs[], gradOutputs[]?, retainGraph, createGraph, allowUnused)
+OP(autogradGrad, "LLL") {
+  std::vector<at::Tensor> outs = TL(a, 0), ins = TL(a, 1);
+  std::vector<at::Tensor> grads = GradOutputs(a, 2);
+  c10::optional<bool> retain;
+  if (!IsNullish(a, 3)) retain = B(a, 3);
+  return OutList(a, torch::autograd::grad(outs, ins, grads, retain, B(a, 4), B(a, 5)));
+}
+OP(setGradEnabled, "") {
+  bool prev = at::GradMode::is_enabled();
+  at::GradMode::set_enabled(B(a, 0));
+  return Napi::Boolean::New(a.Env(), prev);
+}
+OP(isGradEnabled, "") { return Napi::Boolean::New(a.Env(), at::GradMode::is_enabled()); }
+
+// ---- random generators ----
+static at::Generator GeneratorFor(const Napi::CallbackInfo& a, size_t i) {
+  at::Device dev = Dev(a, i);
+  if (dev.is_cpu()) return at::detail::getDefaultCPUGenerator();
+  return at::globalContext().defaultGenerator(dev);
+}
+// manualSeed(seed): seeds the CPU generator and every CUDA device's, like torch.manual_seed.
+OP(manualSeed, "") {
+  uint64_t seed = static_cast<uint64_t>(I(a, 0));
+  {
+    at::Generator g = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(g.mutex());
+    g.set_current_seed(seed);
+  }
+  if (at::hasCUDA()) torch::cuda::manual_seed_all(seed);
+  return a.Env().Undefined();
+}
+OP(initialSeed, "") { return Napi::Number::New(a.Env(), static_cast<double>(GeneratorFor(a, 0).current_seed())); }
+// getRngState(device?) -> uint8 tensor; setRngState(state, device?) restores it exactly.
+OP(getRngState, "") {
+  at::Generator g = GeneratorFor(a, 0);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return Out(a, g.get_state());
+}
+OP(setRngState, "T") {
+  at::Generator g = GeneratorFor(a, 1);
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(T(a, 0));
+  return a.Env().Undefined();
+}
+
+// ---- threads ----
+OP(setNumThreads, "") {
+  at::set_num_threads(static_cast<int>(I(a, 0)));
+  return a.Env().Undefined();
+}
+OP(getNumThreads, "") { return Napi::Number::New(a.Env(), at::get_num_threads()); }
+OP(parallelInfo, "") { return Napi::String::New(a.Env(), at::get_parallel_info()); }
+
+// ---- BLAS: which library answers sgemm_ decides matmul speed ----
+OP(blasInfo, "") {
+  Napi::Object o = Napi::Object::New(a.Env());
+  auto config = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
+  auto parallel = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+  auto threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  auto corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  Dl_info info;
+  void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
+  o.Set("library", sgemm && dladdr(sgemm, &info) && info.dli_fname ? info.dli_fname : "");
+  if (config) {
+    o.Set("vendor", "openblas");
+    o.Set("config", config());
+    int p = parallel ? parallel() : -1;
+    o.Set("parallel", p == 0 ? "serial" : p == 1 ? "pthread" : p == 2 ? "openmp" : "unknown");
+    if (threads) o.Set("threads", threads());
+    if (corename) o.Set("core", corename());
+  } else {
+    o.Set("vendor", sgemm ? "other" : "none");
+  }
+  return o;
+}
+// openblasSetNumThreads(n): OpenBLAS's own pool (its pthread build ignores at::set_num_threads).
+OP(blasSetNumThreads, "") {
+  auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set) set(static_cast<int>(I(a, 0)));
+  return Napi::Boolean::New(a.Env(), set != nullptr);
+}
+
+// ---- devices and build ----
+OP(cudaIsAvailable, "") { return Napi::Boolean::New(a.Env(), torch::cuda::is_available()); }
+OP(cudaDeviceCount, "") { return Napi::Number::New(a.Env(), static_cast<double>(torch::cuda::device_count())); }
+OP(cudaSynchronize, "") {
+  torch::cuda::synchronize(IsNullish(a, 0) ? -1 : I(a, 0));
+  return a.Env().Undefined();
+}
+OP(buildInfo, "") {
+  Napi::Object o = Napi::Object::New(a.Env());
+  o.Set("torchVersion", TORCH_VERSION);
+  o.Set("withCuda", static_cast<bool>(MMOCO_WITH_CUDA));
+  return o;
+}
+
+
+}  // namespace mm

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// Locates libtorch for the native build, the way tch-rs does: $LIBTORCH (a libtorch
+// distribution or the `torch/` folder of a pip PyTorch, CUDA or not), else Debian's
+// libtorch-dev. Prints what binding.gyp asks for: `include`, `libs`, `cflags`, `describe`.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+function debianLayout() {
+  const multiarch = ['x86_64-linux-gnu', 'aarch64-linux-gnu'].find((a) =>
+    existsSync(`/usr/lib/${a}/libtorch_cpu.so`),
+  );
+  if (!multiarch || !existsSync('/usr/include/torch/csrc/api/include')) return null;
+  const lib = `/usr/lib/${multiarch}`;
+  return {
+    root: '/usr',
+    include: ['/usr/include', '/usr/include/torch/csrc/api/include'],
+    lib,
+    cmake: join(lib, 'cmake/Torch/TorchConfig.cmake'),
+    system: true,
+  };
+}
+
+function prefixLayout(root) {
+  const include = [join(root, 'include'), join(root, 'include/torch/csrc/api/include')];
+  const lib = join(root, 'lib');
+  if (!existsSync(join(include[0], 'ATen/ATen.h')) || !existsSync(lib)) {
+    throw new Error(
+      `LIBTORCH=${root} does not look like libtorch: expected include/ATen/ATen.h and lib/ under it ` +
+        `(a libtorch distribution, or the torch/ folder of a pip-installed PyTorch)`,
+    );
+  }
+  return { root, include, lib, cmake: join(root, 'share/cmake/Torch/TorchConfig.cmake'), system: false };
+}
+
+export function findLibtorch() {
+  if (process.env.LIBTORCH) return prefixLayout(process.env.LIBTORCH);
+  const deb = debianLayout();
+  if (deb) return deb;
+  throw new Error(
+    'libtorch not found: install Debian/Ubuntu `libtorch-dev` (scripts/setup.sh does) or set LIBTORCH=/path/to/libtorch',
+  );
+}
+
+function version(lt) {
+  const header = lt.include
+    .map((d) => join(d, 'torch/version.h'))
+    .concat(lt.include.map((d) => join(d, 'torch/csrc/api/include/torch/version.h')))
+    .find((f) => existsSync(f));
+  if (!header) return 'unknown';
+  const text = readFileSync(header, 'utf8');
+  const get = (k) => (text.match(new RegExp(`#define TORCH_VERSION_${k} (\\d+)`)) || [])[1];
+  return `${get('MAJOR')}.${get('MINOR')}.${get('PATCH')}`;
+}
+
+// Pip wheels before 2.6 were built with the pre-C++11 libstdc++ ABI; TorchConfig.cmake says which.
+function cxx11Abi(lt) {
+  if (existsSync(lt.cmake)) {
+    const m = readFileSync(lt.cmake, 'utf8').match(/_GLIBCXX_USE_CXX11_ABI=(\d)/);
+    if (m) return m[1];
+  }
+  return '1';
+}
+
+function hasCuda(lt) {
+  return existsSync(join(lt.lib, 'libtorch_cuda.so'));
+}
+
+function libs(lt) {
+  const out = [`-L${lt.lib}`];
+  if (!lt.system) out.push(`-Wl,-rpath,${lt.lib}`);
+  // torch_cuda registers CUDA kernels from static initialisers; nothing references it
+  // directly, so keep it linked even with --as-needed.
+  if (hasCuda(lt)) out.push('-Wl,--no-as-needed', '-ltorch_cuda', '-Wl,--as-needed');
+  out.push('-ltorch', '-ltorch_cpu', '-lc10');
+  if (existsSync(join(lt.lib, 'libc10_cuda.so'))) out.push('-lc10_cuda');
+  return out;
+}
+
+const what = process.argv[2];
+if (what) {
+  const lt = findLibtorch();
+  switch (what) {
+    case 'include':
+      console.log(lt.include.join(' '));
+      break;
+    case 'libs':
+      console.log(libs(lt).join(' '));
+      break;
+    case 'cflags':
+      console.log(
+        [`-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`, `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`].join(' '),
+      );
+      break;
+    case 'describe':
+      console.log(
+        JSON.stringify({
+          root: lt.root,
+          version: version(lt),
+          cuda: hasCuda(lt),
+          cxx11Abi: cxx11Abi(lt),
+          libs: readdirSync(lt.lib).filter((f) => /^lib(torch|c10).*\.so$/.test(f)),
+        }),
+      );
+      break;
+    default:
+      console.error(`unknown query ${what}: use include | libs | cflags | describe`);
+      process.exit(2);
+  }
+}

@@ -1,0 +1,131 @@
+// Autograd entry points beyond Tensor.backward: grad-mode scopes, torch.autograd.backward /
+// grad, and a finite-difference gradient check.
+import { N } from './native.js';
+import { _wrap, type Tensor } from './tensor.js';
+import { tidy } from './scope.js';
+
+const { wrapList, ids } = _wrap;
+
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = N.setGradEnabled(enabled) as boolean;
+  try {
+    return fn();
+  } finally {
+    N.setGradEnabled(prev);
+  }
+}
+
+/** Runs fn without recording operations for autograd (torch.no_grad). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+/** Runs fn with autograd recording on, even inside noGrad (torch.enable_grad). */
+export function enableGrad<T>(fn: () => T): T {
+  return withGradMode(true, fn);
+}
+export function isGradEnabled(): boolean {
+  return N.isGradEnabled() as boolean;
+}
+export function setGradEnabled(enabled: boolean): void {
+  N.setGradEnabled(enabled);
+}
+
+export interface GradOptions {
+  retainGraph?: boolean;
+  createGraph?: boolean;
+}
+
+/** torch.autograd.backward: accumulates into leaves' .grad; null grads mean ones (scalar outputs). */
+export function backward(
+  outputs: readonly Tensor[],
+  gradOutputs: readonly (Tensor | null)[] = [],
+  o: GradOptions = {},
+): void {
+  N.backward(
+    outputs.map((t) => t.id),
+    ids(gradOutputs),
+    o.retainGraph ?? null,
+    o.createGraph ?? false,
+  );
+}
+
+/** torch.autograd.grad: gradients of outputs w.r.t. inputs, returned rather than accumulated. */
+export function grad(
+  outputs: readonly Tensor[],
+  inputs: readonly Tensor[],
+  o: GradOptions & { gradOutputs?: readonly (Tensor | null)[]; allowUnused?: boolean } = {},
+): (Tensor | null)[] {
+  const out = N.autogradGrad(
+    outputs.map((t) => t.id),
+    inputs.map((t) => t.id),
+    o.gradOutputs ? ids(o.gradOutputs) : null,
+    o.retainGraph ?? null,
+    o.createGraph ?? false,
+    o.allowUnused ?? false,
+  ) as (number | null)[];
+  return out.map((id) => (id === null ? null : wrapList([id])[0]!));
+}
+
+export interface GradcheckResult {
+  ok: boolean;
+  /** largest |analytic - numeric| over all inputs and elements */
+  maxAbsError: number;
+  /** per input: the analytic and numeric gradients of sum(fn(...inputs) * weight) */
+  analytic: Float64Array[];
+  numeric: Float64Array[];
+}
+
+/**
+ * Compares autograd's gradient of a scalar function with central finite differences, like
+ * torch.autograd.gradcheck. Use float64 inputs; fn must return a scalar tensor. The inputs'
+ * elements are perturbed one at a time (a test helper: O(numel) evaluations).
+ */
+export function gradcheck(
+  fn: (...inputs: Tensor[]) => Tensor,
+  inputs: readonly Tensor[],
+  o: { eps?: number; atol?: number; rtol?: number } = {},
+): GradcheckResult {
+  const eps = o.eps ?? 1e-6;
+  const atol = o.atol ?? 1e-5;
+  const rtol = o.rtol ?? 1e-3;
+  const analytic = tidy(() => {
+    const leaves = inputs.map((t) => t.detach().requiresGrad_(true));
+    const y = fn(...leaves);
+    if (y.numel() !== 1) throw new TypeError(`gradcheck: fn must return a scalar, got shape [${y.shape.join(', ')}]`);
+    const gs = grad([y], leaves, { allowUnused: true });
+    return gs.map((g, i) => (g ? new Float64Array(g.double().toTypedArray() as Float64Array) : new Float64Array(inputs[i]!.numel())));
+  });
+  const numeric = inputs.map((input, k) =>
+    noGrad(() =>
+      tidy(() => {
+        const xs = inputs.map((t) => t.detach().clone().double());
+        const flat = xs[k]!.view(-1);
+        const n = flat.numel();
+        const out = new Float64Array(n);
+        const evalAt = (): number => Number(fn(...xs.map((x, i) => (i === k ? x : x).to(inputs[i]!.dtype))).item());
+        for (let i = 0; i < n; i++) {
+          const e = flat.narrow(0, i, 1);
+          const orig = Number(e.item());
+          e.fill_(orig + eps);
+          const plus = evalAt();
+          e.fill_(orig - eps);
+          const minus = evalAt();
+          e.fill_(orig);
+          out[i] = (plus - minus) / (2 * eps);
+        }
+        return out;
+      }),
+    ),
+  );
+  let maxAbsError = 0;
+  let ok = true;
+  analytic.forEach((a, k) => {
+    const n = numeric[k]!;
+    for (let i = 0; i < a.length; i++) {
+      const err = Math.abs(a[i]! - n[i]!);
+      maxAbsError = Math.max(maxAbsError, err);
+      if (err > atol + rtol * Math.abs(n[i]!)) ok = false;
+    }
+  });
+  return { ok, maxAbsError, analytic, numeric };
+}

@@ -1,0 +1,26 @@
+// mmoco/torch: a tensor library over libtorch with PyTorch's names.
+import { applyThreadDefaults } from './threads.js';
+
+export { Tensor, scalarLike } from './tensor.js';
+export type { Dims, Scalar, TensorOrScalar, ToOptions, BackwardOptions } from './tensor.js';
+export type { DType, Device, AnyTypedArray } from './dtype.js';
+export { isFloatingPoint } from './dtype.js';
+export * from './creation.js';
+export * from './ops.js';
+export * as F from './functional.js';
+export { tidy, keep, dispose, liveTensors, memory } from './scope.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
+export * as autograd from './autograd.js';
+export { manualSeed, initialSeed, getRngState, setRngState } from './random.js';
+export {
+  setNumThreads,
+  getNumThreads,
+  parallelInfo,
+  blasInfo,
+  isReferenceBlas,
+  cuda,
+  buildInfo,
+} from './threads.js';
+export type { BlasInfo } from './threads.js';
+
+applyThreadDefaults();

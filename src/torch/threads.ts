@@ -1,0 +1,72 @@
+// Threads, BLAS and devices of the running process.
+import { availableParallelism } from 'node:os';
+import { N } from './native.js';
+
+export interface BlasInfo {
+  /** file that provides sgemm_ */
+  library: string;
+  vendor: 'openblas' | 'other' | 'none';
+  config?: string;
+  parallel?: 'serial' | 'pthread' | 'openmp' | 'unknown';
+  threads?: number;
+  core?: string;
+}
+
+export function blasInfo(): BlasInfo {
+  return N.blasInfo() as BlasInfo;
+}
+
+/**
+ * Sets the threads of libtorch's intra-op pool, and OpenBLAS's own pool when OpenBLAS is
+ * the pthread build (which does not follow libtorch's setting).
+ */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  N.setNumThreads(n);
+  if (blasInfo().parallel === 'pthread') N.blasSetNumThreads(n);
+}
+export function getNumThreads(): number {
+  return N.getNumThreads() as number;
+}
+export function parallelInfo(): string {
+  return N.parallelInfo() as string;
+}
+
+/** True when the BLAS in use is the slow reference implementation (or none was found). */
+export function isReferenceBlas(info: BlasInfo = blasInfo()): boolean {
+  return info.vendor !== 'openblas' && !/mkl|blis|atlas/i.test(info.library);
+}
+
+let warned = false;
+/** Warns once on stderr when matmul would run on the reference BLAS (~40x slower). */
+export function warnIfSlowBlas(): void {
+  if (warned) return;
+  warned = true;
+  const info = blasInfo();
+  if (isReferenceBlas(info)) {
+    process.emitWarning(
+      `mmoco: libtorch is using the reference BLAS (${info.library || 'none found'}); matmul runs ~40x slower. ` +
+        'Install libopenblas0-openmp (Debian/Ubuntu), e.g. by running scripts/setup.sh.',
+      { code: 'MMOCO_SLOW_BLAS' },
+    );
+  }
+}
+
+export const cuda = {
+  isAvailable: (): boolean => N.cudaIsAvailable() as boolean,
+  deviceCount: (): number => N.cudaDeviceCount() as number,
+  synchronize: (device?: number): void => {
+    N.cudaSynchronize(device ?? null);
+  },
+};
+
+export function buildInfo(): { torchVersion: string; withCuda: boolean } {
+  return N.buildInfo() as { torchVersion: string; withCuda: boolean };
+}
+
+/** Default: one intra-op thread per core unless OMP_NUM_THREADS says otherwise. */
+export function applyThreadDefaults(): void {
+  const fromEnv = Number(process.env.OMP_NUM_THREADS);
+  setNumThreads(Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : availableParallelism());
+  warnIfSlowBlas();
+}
