@@ -42,14 +42,15 @@ export function findLibtorch() {
 }
 
 function version(lt) {
-  const header = lt.include
-    .map((d) => join(d, 'torch/version.h'))
-    .concat(lt.include.map((d) => join(d, 'torch/csrc/api/include/torch/version.h')))
-    .find((f) => existsSync(f));
-  if (!header) return 'unknown';
-  const text = readFileSync(header, 'utf8');
-  const get = (k) => (text.match(new RegExp(`#define TORCH_VERSION_${k} (\\d+)`)) || [])[1];
-  return `${get('MAJOR')}.${get('MINOR')}.${get('PATCH')}`;
+  const headers = lt.include
+    .flatMap((d) => [join(d, 'torch/version.h'), join(d, 'torch/csrc/api/include/torch/version.h')])
+    .filter((f) => existsSync(f));
+  for (const header of headers) {
+    const text = readFileSync(header, 'utf8');
+    const get = (k) => (text.match(new RegExp(`#define\\s+TORCH_VERSION_${k}\\s+(\\d+)`)) || [])[1];
+    if (get('MAJOR') !== undefined) return `${get('MAJOR')}.${get('MINOR')}.${get('PATCH')}`;
+  }
+  return 'unknown';
 }
 
 // Pip wheels before 2.6 were built with the pre-C++11 libstdc++ ABI; TorchConfig.cmake says which.

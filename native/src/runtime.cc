@@ -113,15 +113,25 @@ OP(getNumThreads, "") { return Napi::Number::New(a.Env(), at::get_num_threads())
 OP(parallelInfo, "") { return Napi::String::New(a.Env(), at::get_parallel_info()); }
 
 // ---- BLAS: which library answers sgemm_ decides matmul speed ----
+// vendor: openblas | mkl | bundled (inside libtorch, as in pip wheels) | reference (Debian's
+// netlib libblas, ~40x slower) | other | none.
 OP(blasInfo, "") {
   Napi::Object o = Napi::Object::New(a.Env());
-  auto config = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
-  auto parallel = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
-  auto threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  auto corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  auto sym = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
+  auto config = reinterpret_cast<char* (*)()>(sym("openblas_get_config"));
+  auto parallel = reinterpret_cast<int (*)()>(sym("openblas_get_parallel"));
+  auto threads = reinterpret_cast<int (*)()>(sym("openblas_get_num_threads"));
+  auto corename = reinterpret_cast<char* (*)()>(sym("openblas_get_corename"));
+  std::string library;
   Dl_info info;
-  void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
-  o.Set("library", sgemm && dladdr(sgemm, &info) && info.dli_fname ? info.dli_fname : "");
+  void* sgemm = sym("sgemm_");
+  if (sgemm && dladdr(sgemm, &info) && info.dli_fname) {
+    char* real = realpath(info.dli_fname, nullptr);
+    library = real ? real : info.dli_fname;
+    free(real);
+  }
+  o.Set("library", library);
+  std::string base = library.substr(library.find_last_of('/') + 1);
   if (config) {
     o.Set("vendor", "openblas");
     o.Set("config", config());
@@ -129,6 +139,12 @@ OP(blasInfo, "") {
     o.Set("parallel", p == 0 ? "serial" : p == 1 ? "pthread" : p == 2 ? "openmp" : "unknown");
     if (threads) o.Set("threads", threads());
     if (corename) o.Set("core", corename());
+  } else if (sym("mkl_get_version_string") || sym("MKL_Get_Version_String")) {
+    o.Set("vendor", "mkl");
+  } else if (base.rfind("libtorch", 0) == 0) {
+    o.Set("vendor", "bundled");
+  } else if (library.find("/blas/libblas.so") != std::string::npos) {
+    o.Set("vendor", "reference");
   } else {
     o.Set("vendor", sgemm ? "other" : "none");
   }

@@ -44,6 +44,8 @@ function spirals(n: number): Split {
 }
 
 export interface DemoOptions {
+  /** 'auto': Fashion-MNIST when installed, else the generated spirals */
+  data?: 'auto' | 'spirals';
   steps?: number;
   batchSize?: number;
   lr?: number;
@@ -53,7 +55,8 @@ export interface DemoOptions {
 export function runDemo(o: DemoOptions = {}): { firstLoss: number; lastLoss: number; accuracy: number } {
   const log = o.log ?? console.log;
   torch.manualSeed(0);
-  const data = fashionMnist() ?? { train: spirals(4096), test: spirals(1024), name: 'two spirals (generated)' };
+  const real = o.data === 'spirals' ? null : fashionMnist();
+  const data = real ?? { train: spirals(4096), test: spirals(1024), name: 'two spirals (generated)' };
   const [nTrain, dIn] = data.train.x.shape as [number, number];
   const hidden = 256;
   const classes = 10;

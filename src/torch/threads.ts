@@ -3,9 +3,10 @@ import { availableParallelism } from 'node:os';
 import { N } from './native.js';
 
 export interface BlasInfo {
-  /** file that provides sgemm_ */
+  /** file that provides sgemm_ (symlinks resolved) */
   library: string;
-  vendor: 'openblas' | 'other' | 'none';
+  /** bundled: linked into libtorch (pip wheels); reference: Debian's netlib libblas */
+  vendor: 'openblas' | 'mkl' | 'bundled' | 'reference' | 'other' | 'none';
   config?: string;
   parallel?: 'serial' | 'pthread' | 'openmp' | 'unknown';
   threads?: number;
@@ -34,7 +35,7 @@ export function parallelInfo(): string {
 
 /** True when the BLAS in use is the slow reference implementation (or none was found). */
 export function isReferenceBlas(info: BlasInfo = blasInfo()): boolean {
-  return info.vendor !== 'openblas' && !/mkl|blis|atlas/i.test(info.library);
+  return info.vendor === 'reference' || info.vendor === 'none';
 }
 
 let warned = false;
