@@ -40,7 +40,9 @@ if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include/node/nod
   args.push(`--nodedir=${prefix}`);
 }
 const where = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), 'describe']);
-console.error(`mmoco: building the native addon against ${where.stdout.toString().trim() || where.stderr.toString().trim()}`);
+console.error(
+  `mmoco: building the native addon against ${where.stdout.toString().trim() || where.stderr.toString().trim()}`,
+);
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 if (r.status !== 0) {
   console.error('mmoco: native build failed (see above). Is libtorch installed? Run scripts/setup.sh or set LIBTORCH.');

@@ -6,9 +6,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 function debianLayout() {
-  const multiarch = ['x86_64-linux-gnu', 'aarch64-linux-gnu'].find((a) =>
-    existsSync(`/usr/lib/${a}/libtorch_cpu.so`),
-  );
+  const multiarch = ['x86_64-linux-gnu', 'aarch64-linux-gnu'].find((a) => existsSync(`/usr/lib/${a}/libtorch_cpu.so`));
   if (!multiarch || !existsSync('/usr/include/torch/csrc/api/include')) return null;
   const lib = `/usr/lib/${multiarch}`;
   return {
@@ -88,9 +86,7 @@ if (what) {
       console.log(libs(lt).join(' '));
       break;
     case 'cflags':
-      console.log(
-        [`-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`, `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`].join(' '),
-      );
+      console.log([`-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`, `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`].join(' '));
       break;
     case 'describe':
       console.log(

@@ -22,8 +22,8 @@ function fashionMnist(): { train: Split; test: Split; name: string } | null {
         .tensor(s.images.data, { shape: [n, 784] })
         .float()
         .div(255)
-        .sub(0.2860)
-        .div(0.3530),
+        .sub(0.286)
+        .div(0.353),
     );
     const y = torch.tensor(s.labels, { shape: [n] }).long();
     return { x, y };
@@ -68,8 +68,23 @@ export function runDemo(o: DemoOptions = {}): { firstLoss: number; lastLoss: num
 
   // Kaiming-uniform-like init, as torch.nn.Linear.
   const param = (shape: number[], fanIn: number): torch.Tensor =>
-    torch.keep(torch.tidy(() => torch.rand(shape).mul(2).sub(1).mul(1 / Math.sqrt(fanIn))).requiresGrad_(true));
-  const params = [param([hidden, dIn], dIn), param([hidden], dIn), param([classes, hidden], hidden), param([classes], hidden)];
+    torch.keep(
+      torch
+        .tidy(() =>
+          torch
+            .rand(shape)
+            .mul(2)
+            .sub(1)
+            .mul(1 / Math.sqrt(fanIn)),
+        )
+        .requiresGrad_(true),
+    );
+  const params = [
+    param([hidden, dIn], dIn),
+    param([hidden], dIn),
+    param([classes, hidden], hidden),
+    param([classes], hidden),
+  ];
   const [w1, b1, w2, b2] = params as [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor];
   const momentum = params.map((p) => torch.zerosLike(p));
   const forward = (x: torch.Tensor): torch.Tensor => F.linear(F.linear(x, w1, b1).relu(), w2, b2);
@@ -102,7 +117,8 @@ export function runDemo(o: DemoOptions = {}): { firstLoss: number; lastLoss: num
     cursor += batch;
     if (step === 1) firstLoss = loss;
     lastLoss = loss;
-    if (step === 1 || step % 100 === 0 || step === steps) log(`step ${String(step).padStart(4)}  loss ${loss.toFixed(4)}`);
+    if (step === 1 || step % 100 === 0 || step === steps)
+      log(`step ${String(step).padStart(4)}  loss ${loss.toFixed(4)}`);
   }
   const accuracy = torch.noGrad(() =>
     torch.tidy(() => Number(forward(data.test.x).argmax(1).eq(data.test.y).float().mean().item())),

@@ -20,7 +20,9 @@ export function readIdx(file: string): IdxArray {
   const offset = 4 + 4 * ndim;
   const count = shape.reduce((a, b) => a * b, 1);
   if (buf.length - offset !== count) {
-    throw new Error(`${file}: header says ${count} elements of shape [${shape.join(', ')}], file holds ${buf.length - offset}`);
+    throw new Error(
+      `${file}: header says ${count} elements of shape [${shape.join(', ')}], file holds ${buf.length - offset}`,
+    );
   }
   return { shape, data: new Uint8Array(buf.buffer, buf.byteOffset + offset, count) };
 }

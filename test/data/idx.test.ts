@@ -25,7 +25,10 @@ test('reads plain and gzip IDX files', () => {
     assert.deepEqual([...r.data], [1, 2, 3, 4, 5, 6]);
   }
   writeFileSync(join(dir, 'short.idx'), idx([2, 3], [1, 2, 3]));
-  assert.throws(() => readIdx(join(dir, 'short.idx')), /short\.idx: header says 6 elements of shape \[2, 3\], file holds 3/);
+  assert.throws(
+    () => readIdx(join(dir, 'short.idx')),
+    /short\.idx: header says 6 elements of shape \[2, 3\], file holds 3/,
+  );
   writeFileSync(join(dir, 'bad.idx'), Buffer.from([1, 2, 3, 4]));
   assert.throws(() => readIdx(join(dir, 'bad.idx')), /bad\.idx: not an IDX file/);
   assert.equal(readFashionMnist('train', dir), null);

@@ -35,9 +35,20 @@ test('backward twice needs retainGraph', () => {
 
 test('backward with a gradient argument, and autograd.grad', () => {
   torch.tidy(() => {
-    const x = torch.tensor([[1, 2], [3, 4]], { requiresGrad: true });
+    const x = torch.tensor(
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      { requiresGrad: true },
+    );
     const y = x.pow(2);
-    y.backward(torch.tensor([[1, 0], [0, 1]]));
+    y.backward(
+      torch.tensor([
+        [1, 0],
+        [0, 1],
+      ]),
+    );
     assert.deepEqual(x.grad!.toArray(), [
       [2, 0],
       [0, 8],
@@ -69,7 +80,11 @@ test('noGrad and enableGrad scopes nest and restore', () => {
     });
     assert.equal(y.requiresGrad, false);
     assert.equal(torch.isGradEnabled(), true);
-    assert.throws(() => torch.noGrad(() => { throw new Error('x'); }));
+    assert.throws(() =>
+      torch.noGrad(() => {
+        throw new Error('x');
+      }),
+    );
     assert.equal(torch.isGradEnabled(), true, 'restored after a throw');
   });
 });

@@ -23,9 +23,15 @@ test('matmul of mismatched shapes names the op and both shapes', () => {
 test('wrong dtype is reported with the dtypes involved', () => {
   const x = torch.ones(3, 4);
   const idx = torch.tensor([0.0, 1.0]); // float indices
-  assert.throws(() => x.indexSelect(0, idx), (e: Error) => /indexSelect: /.test(e.message) && /Tensor\(float32\[2\]/.test(e.message));
+  assert.throws(
+    () => x.indexSelect(0, idx),
+    (e: Error) => /indexSelect: /.test(e.message) && /Tensor\(float32\[2\]/.test(e.message),
+  );
   assert.throws(() => x.matmul(torch.ones(4, 2, { dtype: 'float64' })), /matmul: .*(dtype|type).*float64/s);
-  assert.throws(() => torch.zeros(2, { dtype: 'complex64' as torch.DType }), /unknown dtype 'complex64': allowed float32/);
+  assert.throws(
+    () => torch.zeros(2, { dtype: 'complex64' as torch.DType }),
+    /unknown dtype 'complex64': allowed float32/,
+  );
   assert.throws(() => x.bool().add(x.bool()).neg(), /neg: .*bool/i);
   x.dispose();
 });
@@ -45,7 +51,10 @@ test('out-of-range indices and dims', () => {
   assert.throws(() => x.select(0, 5), /select: .*out of range/is);
   assert.throws(() => x.sum(3), /sum: .*Dimension out of range/is);
   assert.throws(() => x.indexSelect(1, torch.tensor([0, 7], { dtype: 'int64' })), /indexSelect: .*(bounds|range)/is);
-  assert.throws(() => x.gather(1, torch.tensor([[0], [9]], { dtype: 'int64' })), /gather: .*index 9 is out of bounds/is);
+  assert.throws(
+    () => x.gather(1, torch.tensor([[0], [9]], { dtype: 'int64' })),
+    /gather: .*index 9 is out of bounds/is,
+  );
   assert.throws(() => x.narrow(1, 2, 5), /narrow: /);
   assert.throws(() => x.size(4), /size: dim 4 out of range/);
   assert.throws(() => x.reshape(4, 2), /reshape: .*shape '\[4, 2\]' is invalid for input of size 6/);
