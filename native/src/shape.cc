@@ -49,6 +49,12 @@ OP(maskedFillS, "TT") { return Out(a, T(a, 0).masked_fill(T(a, 1), S(a, 2))); }
 OP(maskedSelect, "TT") { return Out(a, T(a, 0).masked_select(T(a, 1))); }
 OP(nonzero, "T") { return Out(a, T(a, 0).nonzero()); }
 OP(where, "TTT") { return Out(a, at::where(T(a, 0), T(a, 1), T(a, 2))); }
+// where with number operands goes through libtorch's Scalar overloads, which promote a number
+// as Python does (where(c, int64 tensor, 2.5) is float32, where(c, 1, 0) int64); a 0-dim tensor
+// of the other operand's dtype would not.
+OP(whereTS, "TT") { return Out(a, at::where(T(a, 0), T(a, 1), S(a, 2))); }
+OP(whereST, "T.T") { return Out(a, at::where(T(a, 0), S(a, 1), T(a, 2))); }
+OP(whereSS, "T") { return Out(a, at::where(T(a, 0), S(a, 1), S(a, 2))); }
 // scalarTensor(value, dtype?, device?): a 0-dim tensor, for scalars in tensor positions.
 OP(scalarTensor, "") { return Out(a, at::scalar_tensor(S(a, 0), Opts(a, 1, 2))); }
 

@@ -135,8 +135,13 @@ export function ones(...args: SizeArgs): Tensor {
   const [s, o] = sizeAndOpts(args);
   return finish(wrap(N.ones(s, dt(o.dtype), o.device ?? null)), o);
 }
+/**
+ * A tensor filled with `value`: bool for a boolean value, as torch.full infers; float32 for a
+ * number (JS cannot tell 7 from 7.0, so no int64 inference) unless `dtype` says otherwise.
+ */
 export function full(size: readonly number[], value: number | boolean, opts: TensorOptions = {}): Tensor {
-  return finish(wrap(N.full(size, value, dt(opts.dtype), opts.device ?? null)), opts);
+  const dtype = opts.dtype ?? (typeof value === 'boolean' ? 'bool' : undefined);
+  return finish(wrap(N.full(size, value, dt(dtype), opts.device ?? null)), opts);
 }
 export function rand(...args: SizeArgs): Tensor {
   const [s, o] = sizeAndOpts(args);

@@ -1,6 +1,6 @@
 // Free functions in torch's namespace that take several tensors (torch.cat, torch.where, ...).
 import { N } from './native.js';
-import { _wrap, scalarLike, type Scalar, type Tensor, type TensorOrScalar } from './tensor.js';
+import { _wrap, type Tensor, type TensorOrScalar } from './tensor.js';
 
 const { wrap, isScalar } = _wrap;
 
@@ -10,21 +10,10 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   return wrap(N.stack(tensors.map((t) => t.id), dim));
 }
-/** Elements of x where cond holds, else of y; x and y may be numbers. */
+/** Elements of x where cond holds, else of y; x and y may be numbers (promoted as Python numbers are). */
 export function where(cond: Tensor, x: TensorOrScalar, y: TensorOrScalar): Tensor {
-  if (!isScalar(x) && !isScalar(y)) return wrap(N.where(cond.id, x.id, y.id));
-  const like = !isScalar(x) ? x : !isScalar(y) ? y : null;
-  const sx = isScalar(x) ? (like ? scalarLike(x, like) : scalarOf(x)) : x;
-  const sy = isScalar(y) ? (like ? scalarLike(y, like) : scalarOf(y)) : y;
-  try {
-    return wrap(N.where(cond.id, sx.id, sy.id));
-  } finally {
-    if (sx !== x) sx.dispose();
-    if (sy !== y) sy.dispose();
-  }
-}
-function scalarOf(v: Scalar): Tensor {
-  return wrap(N.scalarTensor(v, null, null));
+  if (isScalar(x)) return isScalar(y) ? wrap(N.whereSS(cond.id, x, y)) : wrap(N.whereST(cond.id, x, y.id));
+  return isScalar(y) ? wrap(N.whereTS(cond.id, x.id, y)) : wrap(N.where(cond.id, x.id, y.id));
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
   return wrap(N.einsum(equation, operands.map((t) => t.id)));

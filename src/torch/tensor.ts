@@ -212,10 +212,13 @@ export class Tensor {
   transpose(dim0: number, dim1: number): Tensor {
     return wrap(N.transpose(this.id, dim0, dim1));
   }
-  /** Transpose of the last two dimensions (PyTorch's `.mT`); `.t()` for 2-D. */
+  /** Transpose of a matrix; 0-D and 1-D tensors come back as they are, as in PyTorch. */
   t(): Tensor {
+    // PyTorch rejects more dimensions rather than transposing the first two (use mT or transpose).
+    if (this.ndim > 2) throw new RangeError(`t() expects a tensor with <= 2 dimensions, but self is ${this.ndim}D`);
     return wrap(N.transpose(this.id, 0, this.ndim < 2 ? 0 : 1));
   }
+  /** Transpose of the last two dimensions (PyTorch's `.mT`). */
   get mT(): Tensor {
     return wrap(N.transpose(this.id, -2, -1));
   }
