@@ -2,6 +2,7 @@
 // This module must not import the library: bench/threads.ts spawns children whose thread
 // environment has to be set before libtorch loads.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -66,4 +67,50 @@ export function runJsonLines(
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * CPU time used by the whole machine so far, in ms (Linux /proc/stat: user, nice, system, irq,
+ * softirq and steal; steal is time the hypervisor gave to other guests). NaN elsewhere.
+ */
+export function machineBusyMs(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = f;
+    return (user + nice + system + irq + softirq + steal) * 10; // USER_HZ = 100
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Measures how much CPU other processes used while `fn` ran, in % of one core: the machine's
+ * busy time minus this process's own CPU time, over the wall time.
+ */
+export function foreignCpuPct(wallMs: number, machineBusyDeltaMs: number, ownCpuDeltaMs: number): number {
+  return Math.max(0, ((machineBusyDeltaMs - ownCpuDeltaMs) / wallMs) * 100);
+}
+
+/** Waits (up to `maxMs`) until other processes use less than `pct` % of one core over a 1 s window. */
+export function waitForQuiet(pct: number, maxMs: number): number {
+  const t0 = now();
+  let foreign = NaN;
+  do {
+    const b0 = machineBusyMs();
+    const c0 = ownCpuMs();
+    const w0 = now();
+    sleepMs(1000);
+    foreign = foreignCpuPct(now() - w0, machineBusyMs() - b0, ownCpuMs() - c0);
+    if (!(foreign >= pct)) return foreign;
+  } while (now() - t0 < maxMs);
+  return foreign;
+}
+
+export function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e3;
+}
+
+export function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }

@@ -1,16 +1,7 @@
 // Element types. The codes are indices into the native table (native/src/handle.cc).
 
 export type DType =
-  | 'float32'
-  | 'float64'
-  | 'float16'
-  | 'bfloat16'
-  | 'int64'
-  | 'int32'
-  | 'uint8'
-  | 'bool'
-  | 'int8'
-  | 'int16';
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool' | 'int8' | 'int16';
 
 const ORDER: readonly DType[] = [
   'float32',
@@ -69,10 +60,4 @@ export type TypedArrayFor<D extends DType> = D extends 'float64'
             : Float32Array;
 
 export type AnyTypedArray =
-  | Float32Array
-  | Float64Array
-  | BigInt64Array
-  | Int32Array
-  | Uint8Array
-  | Int8Array
-  | Int16Array;
+  Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Int16Array;

@@ -21,7 +21,15 @@ export interface Conv2dOptions {
 }
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, o: Conv2dOptions = {}): Tensor {
   return wrap(
-    N.conv2d(x.id, weight.id, opt(bias), pair(o.stride ?? 1), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.groups ?? 1),
+    N.conv2d(
+      x.id,
+      weight.id,
+      opt(bias),
+      pair(o.stride ?? 1),
+      pair(o.padding ?? 0),
+      pair(o.dilation ?? 1),
+      o.groups ?? 1,
+    ),
   );
 }
 
@@ -35,7 +43,13 @@ export function layerNorm(
   return wrap(N.layerNorm(x.id, normalizedShape, opt(weight), opt(bias), eps));
 }
 
-export function groupNorm(x: Tensor, numGroups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function groupNorm(
+  x: Tensor,
+  numGroups: number,
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   return wrap(N.groupNorm(x.id, numGroups, opt(weight), opt(bias), eps));
 }
 
@@ -83,7 +97,14 @@ export interface CrossEntropyOptions {
 /** Cross entropy of logits against class indices (int64) or class probabilities (float, same shape). */
 export function crossEntropy(logits: Tensor, target: Tensor, o: CrossEntropyOptions = {}): Tensor {
   return wrap(
-    N.crossEntropy(logits.id, target.id, opt(o.weight), o.reduction ?? 'mean', o.ignoreIndex ?? -100, o.labelSmoothing ?? 0),
+    N.crossEntropy(
+      logits.id,
+      target.id,
+      opt(o.weight),
+      o.reduction ?? 'mean',
+      o.ignoreIndex ?? -100,
+      o.labelSmoothing ?? 0,
+    ),
   );
 }
 export function nllLoss(
@@ -104,7 +125,9 @@ export function binaryCrossEntropyWithLogits(
   target: Tensor,
   o: { weight?: Tensor | null; posWeight?: Tensor | null; reduction?: Reduction } = {},
 ): Tensor {
-  return wrap(N.binaryCrossEntropyWithLogits(input.id, target.id, opt(o.weight), opt(o.posWeight), o.reduction ?? 'mean'));
+  return wrap(
+    N.binaryCrossEntropyWithLogits(input.id, target.id, opt(o.weight), opt(o.posWeight), o.reduction ?? 'mean'),
+  );
 }
 
 /** x / max(||x||_p, eps) along `dim`. */
@@ -136,8 +159,11 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
     throw new TypeError('interpolate: give exactly one of size and scaleFactor');
   }
   const mode = o.mode ?? 'nearest';
-  if (mode === 'nearest' && o.alignCorners) throw new TypeError("interpolate: alignCorners needs mode 'bilinear' or 'bicubic'");
-  return wrap(N.interpolate(x.id, o.size ?? null, o.scaleFactor ?? null, mode, o.alignCorners ?? false, o.antialias ?? false));
+  if (mode === 'nearest' && o.alignCorners)
+    throw new TypeError("interpolate: alignCorners needs mode 'bilinear' or 'bicubic'");
+  return wrap(
+    N.interpolate(x.id, o.size ?? null, o.scaleFactor ?? null, mode, o.alignCorners ?? false, o.antialias ?? false),
+  );
 }
 
 /** Pads the last dimensions: `pads` = [left, right, top, bottom, ...] as F.pad. */
@@ -161,7 +187,14 @@ export function avgPool2d(
   o: Pool2dOptions & { countIncludePad?: boolean } = {},
 ): Tensor {
   return wrap(
-    N.avgPool2d(x.id, pair(kernelSize), pair(o.stride ?? kernelSize), pair(o.padding ?? 0), o.ceilMode ?? false, o.countIncludePad ?? true),
+    N.avgPool2d(
+      x.id,
+      pair(kernelSize),
+      pair(o.stride ?? kernelSize),
+      pair(o.padding ?? 0),
+      o.ceilMode ?? false,
+      o.countIncludePad ?? true,
+    ),
   );
 }
 export function maxPool2d(
@@ -170,7 +203,14 @@ export function maxPool2d(
   o: Pool2dOptions & { dilation?: number | readonly number[] } = {},
 ): Tensor {
   return wrap(
-    N.maxPool2d(x.id, pair(kernelSize), pair(o.stride ?? kernelSize), pair(o.padding ?? 0), pair(o.dilation ?? 1), o.ceilMode ?? false),
+    N.maxPool2d(
+      x.id,
+      pair(kernelSize),
+      pair(o.stride ?? kernelSize),
+      pair(o.padding ?? 0),
+      pair(o.dilation ?? 1),
+      o.ceilMode ?? false,
+    ),
   );
 }
 export function adaptiveAvgPool2d(x: Tensor, outputSize: number | readonly number[]): Tensor {

@@ -12,15 +12,7 @@ export { tidy, keep, dispose, liveTensors, memory } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
 export * as autograd from './autograd.js';
 export { manualSeed, initialSeed, getRngState, setRngState } from './random.js';
-export {
-  setNumThreads,
-  getNumThreads,
-  parallelInfo,
-  blasInfo,
-  isReferenceBlas,
-  cuda,
-  buildInfo,
-} from './threads.js';
+export { setNumThreads, getNumThreads, parallelInfo, blasInfo, isReferenceBlas, cuda, buildInfo } from './threads.js';
 export type { BlasInfo } from './threads.js';
 
 applyThreadDefaults();

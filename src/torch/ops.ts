@@ -5,10 +5,20 @@ import { _wrap, type Tensor, type TensorOrScalar } from './tensor.js';
 const { wrap, isScalar } = _wrap;
 
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrap(N.cat(tensors.map((t) => t.id), dim));
+  return wrap(
+    N.cat(
+      tensors.map((t) => t.id),
+      dim,
+    ),
+  );
 }
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
-  return wrap(N.stack(tensors.map((t) => t.id), dim));
+  return wrap(
+    N.stack(
+      tensors.map((t) => t.id),
+      dim,
+    ),
+  );
 }
 /** Elements of x where cond holds, else of y; x and y may be numbers (promoted as Python numbers are). */
 export function where(cond: Tensor, x: TensorOrScalar, y: TensorOrScalar): Tensor {
@@ -16,7 +26,12 @@ export function where(cond: Tensor, x: TensorOrScalar, y: TensorOrScalar): Tenso
   return isScalar(y) ? wrap(N.whereTS(cond.id, x.id, y)) : wrap(N.where(cond.id, x.id, y.id));
 }
 export function einsum(equation: string, ...operands: Tensor[]): Tensor {
-  return wrap(N.einsum(equation, operands.map((t) => t.id)));
+  return wrap(
+    N.einsum(
+      equation,
+      operands.map((t) => t.id),
+    ),
+  );
 }
 /** beta * input + alpha * (m1 @ m2) */
 export function addmm(input: Tensor, m1: Tensor, m2: Tensor, o: { beta?: number; alpha?: number } = {}): Tensor {

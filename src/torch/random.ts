@@ -5,7 +5,8 @@ import type { Device } from './dtype.js';
 
 /** Seeds the CPU generator and every CUDA device's (torch.manual_seed). */
 export function manualSeed(seed: number): void {
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`manualSeed: seed must be a non-negative integer, got ${seed}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new RangeError(`manualSeed: seed must be a non-negative integer, got ${seed}`);
   N.manualSeed(seed);
 }
 export function initialSeed(device: Device | string = 'cpu'): number {

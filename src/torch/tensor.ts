@@ -190,7 +190,8 @@ export class Tensor {
       const n = shape[dim]!;
       const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
       const out: unknown[] = new Array(n);
-      for (let i = 0; i < n; i++) out[i] = dim === shape.length - 1 ? flat[offset + i] : build(dim + 1, offset + i * stride);
+      for (let i = 0; i < n; i++)
+        out[i] = dim === shape.length - 1 ? flat[offset + i] : build(dim + 1, offset + i * stride);
       return out;
     };
     return build(0, 0);
