@@ -41,7 +41,12 @@ export function findLibtorch() {
 
 function version(lt) {
   const headers = lt.include
-    .flatMap((d) => [join(d, 'torch/version.h'), join(d, 'torch/csrc/api/include/torch/version.h')])
+    // 2.9+ keeps the numbers in torch/headeronly/version.h
+    .flatMap((d) =>
+      ['torch/headeronly/version.h', 'torch/version.h', 'torch/csrc/api/include/torch/version.h'].map((f) =>
+        join(d, f),
+      ),
+    )
     .filter((f) => existsSync(f));
   for (const header of headers) {
     const text = readFileSync(header, 'utf8');
