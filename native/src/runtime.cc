@@ -41,6 +41,14 @@ OP(detach_, "T") {
   T(a, 0).detach_();
   return a[0];
 }
+// setData(t, src): t now holds src's data (shape, dtype, device may change) while keeping its
+// autograd identity, like PyTorch's `param.data = src` (used to move modules between devices).
+OP(setData, "TT") {
+  T(a, 0).set_data(T(a, 1));
+  return a[0];
+}
+// sameTensor(a, b): both handles refer to the same TensorImpl.
+OP(sameTensor, "TT") { return Napi::Boolean::New(a.Env(), T(a, 0).is_same(T(a, 1))); }
 // Gradients of the outputs: an array whose null entries mean "ones" (scalar outputs).
 static std::vector<at::Tensor> GradOutputs(const Napi::CallbackInfo& a, size_t i) {
   std::vector<at::Tensor> grads;

@@ -653,6 +653,20 @@ export class Tensor {
   detach(): Tensor {
     return wrap(N.detach(this.id));
   }
+  /**
+   * Replaces this tensor's data with `src`'s (shape, dtype and device may change) while it
+   * stays the same autograd leaf, as PyTorch's `t.data = src`. Cached metadata is reset.
+   */
+  setData(src: Tensor): this {
+    N.setData(this.id, src.id);
+    this._shape = undefined;
+    this._dtype = undefined;
+    return this;
+  }
+  /** Whether both handles refer to the same libtorch tensor (PyTorch's `a is b` for tensors). */
+  isSame(other: Tensor): boolean {
+    return N.sameTensor(this.id, other.id) as boolean;
+  }
   detach_(): this {
     N.detach_(this.id);
     return this;

@@ -129,3 +129,27 @@ test('threads default to the core count and can be set', () => {
   assert.throws(() => torch.setNumThreads(0), /positive integer/);
   assert.equal(torch.isReferenceBlas(), false, `BLAS in use: ${JSON.stringify(torch.blasInfo())}`);
 });
+
+test('setData swaps the data of a leaf and keeps it a leaf that collects gradients', () => {
+  torch.tidy(() => {
+    const p = torch.zeros(2, { requiresGrad: true });
+    const q = torch.tensor(
+      [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+      ],
+      { dtype: 'float64' },
+    );
+    p.setData(q);
+    assert.deepEqual([p.shape, p.dtype, p.requiresGrad, p.isLeaf], [[3, 2], 'float64', true, true]);
+    assert.equal(p.isSame(p), true);
+    assert.equal(p.isSame(q), false);
+    p.mul(2).sum().backward();
+    assert.deepEqual(p.grad!.toArray(), [
+      [2, 2],
+      [2, 2],
+      [2, 2],
+    ]);
+  });
+});
