@@ -91,15 +91,15 @@ export function foreignCpuPct(wallMs: number, machineBusyDeltaMs: number, ownCpu
   return Math.max(0, ((machineBusyDeltaMs - ownCpuDeltaMs) / wallMs) * 100);
 }
 
-/** Waits (up to `maxMs`) until other processes use less than `pct` % of one core over a 1 s window. */
-export function waitForQuiet(pct: number, maxMs: number): number {
+/** Waits (up to `maxMs`) until other processes use less than `pct` % of one core over a `windowMs` window. */
+export function waitForQuiet(pct: number, maxMs: number, windowMs = 1000): number {
   const t0 = now();
   let foreign = NaN;
   do {
     const b0 = machineBusyMs();
     const c0 = ownCpuMs();
     const w0 = now();
-    sleepMs(1000);
+    sleepMs(windowMs);
     foreign = foreignCpuPct(now() - w0, machineBusyMs() - b0, ownCpuMs() - c0);
     if (!(foreign >= pct)) return foreign;
   } while (now() - t0 < maxMs);

@@ -18,8 +18,10 @@ done
 log() { echo "[setup] $*" >&2; }
 
 # BLAS: libtorch calls sgemm_ through libblas.so.3. Without an optimised provider Debian
-# resolves it to the reference BLAS, ~40x slower. See bench/THREADS.md for the variant.
-BLAS_PKG=libopenblas0-pthread
+# resolves it to the reference BLAS, ~40x slower. The OpenMP build of OpenBLAS runs its
+# GEMMs on libtorch's own OpenMP pool instead of a competing pthread pool: a ViT block
+# training step gains 1.66x from the second core against 0.86x (bench/THREADS.md).
+BLAS_PKG=libopenblas0-openmp
 packages=(libtorch-dev "$BLAS_PKG" g++ make python3 dataset-fashion-mnist)
 [ "$want_reference" = 1 ] && packages+=(python3-torch)
 
@@ -27,17 +29,30 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+sudo=""
+[ "$(id -u)" = 0 ] || sudo="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
   if [ -n "${LIBTORCH:-}" ] && [ "${missing[*]}" = "libtorch-dev" ]; then
     log "LIBTORCH is set; not installing libtorch-dev"
   else
-    sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
     log "installing ${missing[*]}"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   fi
 fi
+
+# Select the OpenMP build for all three names libtorch loads: libopenblas.so.0 is the engine,
+# libblas.so.3 / liblapack.so.3 thin wrappers. Auto mode would prefer the pthread build
+# (priority 100 vs 95) whenever that is installed too, so set them explicitly.
+ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch)
+for lib in libopenblas.so.0 libblas.so.3 liblapack.so.3; do
+  target="/usr/lib/$ma/openblas-openmp/$lib"
+  current=$(update-alternatives --query "$lib-$ma" 2>/dev/null | sed -n 's/^Value: //p')
+  if [ -e "$target" ] && [ "$current" != "$target" ]; then
+    log "selecting $target"
+    ${sudo:-} update-alternatives --set "$lib-$ma" "$target" >&2
+  fi
+done
 
 # npm packages: `npm ci` when node_modules is missing or older than the lock file. Its
 # install hook builds the native addon.

@@ -142,6 +142,12 @@ OP(blasInfo, "") {
   std::string base = library.substr(library.find_last_of('/') + 1);
   if (config) {
     o.Set("vendor", "openblas");
+    // The file holding OpenBLAS itself (Debian's libblas.so.3 can be a wrapper around it).
+    if (dladdr(reinterpret_cast<void*>(config), &info) && info.dli_fname) {
+      char* real = realpath(info.dli_fname, nullptr);
+      o.Set("engine", real ? real : info.dli_fname);
+      free(real);
+    }
     o.Set("config", config());
     int p = parallel ? parallel() : -1;
     o.Set("parallel", p == 0 ? "serial" : p == 1 ? "pthread" : p == 2 ? "openmp" : "unknown");

@@ -1,8 +1,10 @@
 // Deterministic memory: every Tensor is owned either by the innermost open `tidy` scope,
 // which releases it when the scope closes, or (outside any scope, or once it escapes one)
 // by a FinalizationRegistry entry, the safety net that releases it when the handle is
-// garbage collected. Tensors created inside a scope skip the registry, which keeps the
-// per-op cost of a training step low.
+// garbage collected. Tensors created inside a scope skip the registry, and tensors outside
+// one are registered only when the current job ends (a microtask), so one disposed at once
+// never pays for a registration: both keep the per-op cost low. Nothing is lost by waiting:
+// finalisers run as tasks, never in the middle of synchronous code.
 import { N } from './native.js';
 import type { Tensor } from './tensor.js';
 
@@ -19,11 +21,28 @@ export function track(t: Tensor): void {
   else adopt(t);
 }
 
+let pending: Tensor[] = [];
+let flushQueued = false;
+
+function flush(): void {
+  const ts = pending;
+  pending = [];
+  flushQueued = false;
+  for (const t of ts) {
+    if (t._registered || t._id < 0) continue;
+    registry.register(t, t._id, t);
+    t._registered = true;
+  }
+}
+
 /** Hands a tensor to the finaliser (it lives until disposed or collected). */
 function adopt(t: Tensor): void {
   if (t._registered || t._id < 0) return;
-  registry.register(t, t._id, t);
-  t._registered = true;
+  pending.push(t);
+  if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flush);
+  }
 }
 
 /** Releases the tensor's native memory now. */

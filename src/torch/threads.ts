@@ -7,6 +7,8 @@ export interface BlasInfo {
   library: string;
   /** bundled: linked into libtorch (pip wheels); reference: Debian's netlib libblas */
   vendor: 'openblas' | 'mkl' | 'bundled' | 'reference' | 'other' | 'none';
+  /** file holding OpenBLAS itself (libblas.so.3 may be a wrapper around it) */
+  engine?: string;
   config?: string;
   parallel?: 'serial' | 'pthread' | 'openmp' | 'unknown';
   threads?: number;
@@ -19,7 +21,9 @@ export function blasInfo(): BlasInfo {
 
 /**
  * Sets the threads of libtorch's intra-op pool, and OpenBLAS's own pool when OpenBLAS is
- * the pthread build (which does not follow libtorch's setting).
+ * the pthread build (which does not follow libtorch's setting; the openmp build runs on
+ * libtorch's pool). Keeping the pthread pool at 1 instead loses the GEMM speed-up: ViT-Tiny
+ * block step at 2 threads 388 vs 545 images/s (bench/THREADS.md).
  */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
@@ -47,7 +51,7 @@ export function warnIfSlowBlas(): void {
   if (isReferenceBlas(info)) {
     process.emitWarning(
       `mmoco: libtorch is using the reference BLAS (${info.library || 'none found'}); matmul runs ~40x slower. ` +
-        'Install libopenblas0-openmp (Debian/Ubuntu), e.g. by running scripts/setup.sh.',
+        'Install libopenblas0-openmp (Debian/Ubuntu): scripts/setup.sh does.',
       { code: 'MMOCO_SLOW_BLAS' },
     );
   }
