@@ -27,7 +27,6 @@ let flushQueued = false;
 function flush(): void {
   const ts = pending;
   pending = [];
-  flushQueued = false;
   for (const t of ts) {
     if (t._registered || t._id < 0) continue;
     registry.register(t, t._id, t);
@@ -39,9 +38,14 @@ function flush(): void {
 function adopt(t: Tensor): void {
   if (t._registered || t._id < 0) return;
   pending.push(t);
-  if (!flushQueued) {
+  // A long synchronous loop flushes as it goes, so disposed tensors are not held here.
+  if (pending.length >= 256) flush();
+  else if (!flushQueued) {
     flushQueued = true;
-    queueMicrotask(flush);
+    queueMicrotask(() => {
+      flushQueued = false;
+      flush();
+    });
   }
 }
 
