@@ -5,7 +5,7 @@
 // what make finds out of date.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
@@ -25,6 +25,22 @@ const sources = readdirSync(join(root, 'native/src'))
   .sort()
   .map((f) => `native/src/${f}`);
 const sourceHash = hash(sources, '');
+
+// One build at a time in this folder: concurrent makes in build/ would corrupt each other.
+const lock = join(root, 'build/.lock');
+mkdirSync(join(root, 'build'), { recursive: true });
+for (let waited = 0; ; waited += 1) {
+  try {
+    mkdirSync(lock);
+    break;
+  } catch {
+    // a lock older than 15 minutes was left by a killed build
+    if (Date.now() - statSync(lock).mtimeMs > 15 * 60 * 1000) rmSync(lock, { recursive: true, force: true });
+    else if (waited === 0) console.error('mmoco: waiting for another native build to finish');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
+  }
+}
+process.on('exit', () => rmSync(lock, { recursive: true, force: true }));
 
 const force = process.argv.includes('--force');
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, 'utf8')) : {};
