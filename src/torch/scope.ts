@@ -100,14 +100,19 @@ export function tidy<T>(fn: () => T): T {
     const survivors: Tensor[] = [];
     if (ok && TensorCtor) collect(result, survivors, TensorCtor);
     for (const t of survivors) t._escaping = true;
+    // Only what this scope created moves on; a returned tensor from an enclosing scope (an
+    // Identity layer returns its input) stays where it is.
+    const moving: Tensor[] = [];
     for (const t of scope) {
-      if (t._escaping) continue;
-      if (t._kept) adopt(t);
+      if (t._escaping) moving.push(t);
+      else if (t._kept) adopt(t);
       else release(t);
     }
-    for (const t of survivors) {
-      t._escaping = false;
-      if (t._id >= 0 && !t._kept) track(t);
+    for (const t of survivors) t._escaping = false;
+    for (const t of moving) {
+      if (t._id < 0) continue;
+      if (t._kept) adopt(t);
+      else track(t);
     }
   }
   return result as T;

@@ -154,3 +154,22 @@ test('5,000 MLP training steps keep live tensors constant and RSS flat', () => {
   assert.ok(last < first * 0.5, `loss should fall: ${first} -> ${last}`);
   torch.dispose([params, x, y]);
 });
+
+test('returning a tensor of an enclosing scope leaves it to that scope', () => {
+  const before = torch.liveTensors();
+  torch.tidy(() => {
+    const x = torch.ones(3);
+    torch.tidy(() => {
+      const same = torch.tidy(() => x); // as an Identity layer does
+      assert.equal(same, x);
+    });
+    assert.equal(x.isDisposed, false, 'x still belongs to the outer scope');
+    assert.deepEqual(x.toArray(), [1, 1, 1]);
+  });
+  assert.equal(torch.liveTensors(), before);
+  // kept and returned: registered with the finaliser, not released
+  const k = torch.tidy(() => torch.keep(torch.ones(2)));
+  assert.equal(k.isDisposed, false);
+  k.dispose();
+  assert.equal(torch.liveTensors(), before);
+});

@@ -26,7 +26,7 @@ export abstract class Module {
   protected registerParameter(name: string, t: Tensor): Tensor;
   protected registerParameter(name: string, t: Tensor | null): Tensor | null;
   protected registerParameter(name: string, t: Tensor | null): Tensor | null {
-    checkName(name, this);
+    checkName(name, this, this._parameters);
     if (t) keep(t).requiresGrad_(true);
     this._parameters.set(name, t);
     return t;
@@ -36,32 +36,54 @@ export abstract class Module {
   protected registerBuffer(name: string, t: Tensor, persistent?: boolean): Tensor;
   protected registerBuffer(name: string, t: Tensor | null, persistent?: boolean): Tensor | null;
   protected registerBuffer(name: string, t: Tensor | null, persistent = true): Tensor | null {
-    checkName(name, this);
+    checkName(name, this, this._buffers);
     if (t) keep(t);
     this._buffers.set(name, t);
-    if (!persistent) this._nonPersistent.add(name);
+    if (persistent) this._nonPersistent.delete(name);
+    else this._nonPersistent.add(name);
     return t;
   }
 
   protected registerModule<M extends Module>(name: string, m: M): M {
-    checkName(name, this);
+    checkName(name, this, this._modules);
     this._modules.set(name, m);
     return m;
   }
 
   // ---- traversal ----
+  // As in PyTorch, the named*/modules/parameters/buffers listings name a module or tensor
+  // registered at several places (tied weights) once, under its first name, so that an
+  // optimiser steps it once; stateDict and loadStateDict use every name.
+
+  /** This module and its descendants, depth first, each once. */
   namedModules(prefix = ''): [string, Module][] {
-    const out: [string, Module][] = [[prefix, this]];
-    for (const [name, m] of this._modules) out.push(...m.namedModules(join(prefix, name)));
-    return out;
+    return firstOfEach(walk(this, prefix));
+  }
+  modules(): Module[] {
+    return this.namedModules().map(([, m]) => m);
+  }
+  namedChildren(): [string, Module][] {
+    return firstOfEach([...this._modules]);
   }
   children(): Module[] {
-    return [...this._modules.values()];
+    return this.namedChildren().map(([, m]) => m);
+  }
+  /** Calls fn on every descendant (children first) and then on this module, as PyTorch's `apply`. */
+  apply(fn: (m: Module) => void): this {
+    for (const c of this.children()) c.apply(fn);
+    fn(this);
+    return this;
   }
   namedParameters(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
+    const seen = new Set<Tensor>();
     for (const [path, m] of this.namedModules(prefix)) {
-      for (const [name, p] of m._parameters) if (p) out.push([join(path, name), p]);
+      for (const [name, p] of m._parameters) {
+        if (p && !seen.has(p)) {
+          seen.add(p);
+          out.push([join(path, name), p]);
+        }
+      }
     }
     return out;
   }
@@ -70,8 +92,14 @@ export abstract class Module {
   }
   namedBuffers(prefix = ''): [string, Tensor][] {
     const out: [string, Tensor][] = [];
+    const seen = new Set<Tensor>();
     for (const [path, m] of this.namedModules(prefix)) {
-      for (const [name, b] of m._buffers) if (b) out.push([join(path, name), b]);
+      for (const [name, b] of m._buffers) {
+        if (b && !seen.has(b)) {
+          seen.add(b);
+          out.push([join(path, name), b]);
+        }
+      }
     }
     return out;
   }
@@ -84,8 +112,10 @@ export abstract class Module {
   }
 
   // ---- modes ----
+  /** Sets training mode here and, through their own `train`, in every child (so overrides apply). */
   train(mode = true): this {
-    for (const [, m] of this.namedModules()) m.training = mode;
+    this.training = mode;
+    for (const c of this.children()) c.train(mode);
     return this;
   }
   eval(): this {
@@ -108,7 +138,7 @@ export abstract class Module {
    */
   stateDict(prefix = ''): StateDict {
     const out: StateDict = new Map();
-    for (const [path, m] of this.namedModules(prefix)) {
+    for (const [path, m] of walk(this, prefix)) {
       for (const [name, p] of m._parameters) if (p) out.set(join(path, name), p.detach());
       for (const [name, b] of m._buffers) {
         if (b && !m._nonPersistent.has(name)) out.set(join(path, name), b.detach());
@@ -126,7 +156,7 @@ export abstract class Module {
     const strict = opts.strict ?? true;
     const src = sd instanceof Map ? sd : new Map(Object.entries(sd));
     const own = new Map<string, Tensor>();
-    for (const [path, m] of this.namedModules()) {
+    for (const [path, m] of walk(this, '')) {
       for (const [name, p] of m._parameters) if (p) own.set(join(path, name), p);
       for (const [name, b] of m._buffers) if (b && !m._nonPersistent.has(name)) own.set(join(path, name), b);
     }
@@ -190,12 +220,35 @@ export abstract class Module {
 
 const join = (prefix: string, name: string): string => (prefix ? `${prefix}.${name}` : name);
 
+/** The pairs whose module has not appeared earlier in the list. */
+function firstOfEach(pairs: [string, Module][]): [string, Module][] {
+  const seen = new Set<Module>();
+  return pairs.filter(([, m]) => {
+    if (seen.has(m)) return false;
+    seen.add(m);
+    return true;
+  });
+}
+
+/** Every (path, module) pair, depth first, a module registered twice listed at both paths. */
+function walk(m: Module, prefix: string, out: [string, Module][] = []): [string, Module][] {
+  out.push([prefix, m]);
+  for (const [name, c] of m._modules) walk(c, join(prefix, name), out);
+  return out;
+}
+
 function sameShape(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-function checkName(name: string, m: Module): void {
+/** A valid name, not already taken by another kind of member (re-registering the same kind replaces it). */
+function checkName(name: string, m: Module, kind: Map<string, unknown>): void {
   if (!name || name.includes('.')) throw new TypeError(`${m.constructor.name}: bad name '${name}' (non-empty, no '.')`);
+  for (const other of [m._parameters, m._buffers, m._modules] as Map<string, unknown>[]) {
+    if (other !== kind && other.has(name)) {
+      throw new TypeError(`${m.constructor.name}: '${name}' is already registered as a different kind of member`);
+    }
+  }
 }
 
 function deepCopy(value: unknown, memo: Map<unknown, unknown>): unknown {
