@@ -16,8 +16,8 @@ function position(i: number, n: number, what: string): number {
 }
 
 /** Runs its modules in order, each on the previous one's output, as torch.nn.Sequential. */
-export class Sequential<M extends TensorModule = TensorModule> extends Module {
-  constructor(...modules: M[]) {
+export class Sequential extends Module {
+  constructor(...modules: TensorModule[]) {
     super();
     modules.forEach((m, i) => this.registerModule(String(i), m));
   }
@@ -31,7 +31,7 @@ export class Sequential<M extends TensorModule = TensorModule> extends Module {
 
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const m of this._modules.values()) y = (m as M).forward(y);
+    for (const m of this._modules.values()) y = (m as TensorModule).forward(y);
     return y;
   }
 
@@ -39,15 +39,15 @@ export class Sequential<M extends TensorModule = TensorModule> extends Module {
     return this._modules.size;
   }
   /** The module at a position (negative counts from the end). */
-  get(i: number): M {
-    return [...this._modules.values()][position(i, this.length, 'Sequential')] as M;
+  get(i: number): TensorModule {
+    return [...this._modules.values()][position(i, this.length, 'Sequential')] as TensorModule;
   }
-  append(m: M): this {
+  append(m: TensorModule): this {
     this.registerModule(String(this.length), m);
     return this;
   }
-  [Symbol.iterator](): Iterator<M> {
-    return ([...this._modules.values()] as M[])[Symbol.iterator]();
+  [Symbol.iterator](): Iterator<TensorModule> {
+    return ([...this._modules.values()] as TensorModule[])[Symbol.iterator]();
   }
 }
 
