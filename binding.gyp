@@ -9,6 +9,8 @@
         "native/src/shape.cc",
         "native/src/math.cc",
         "native/src/nn.cc",
+        "native/src/image.cc",
+        "native/src/optim.cc",
         "native/src/runtime.cc"
       ],
       "include_dirs": [
@@ -24,6 +26,7 @@
         "-fexceptions",
         "-frtti",
         "-O2",
+        "-fno-math-errno",
         "-Wno-unused-parameter",
         "-Wno-deprecated-declarations",
         "<!@(node scripts/libtorch.mjs cflags)"

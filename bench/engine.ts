@@ -30,7 +30,18 @@ import {
   sig,
   waitForQuiet,
 } from './common.js';
-import { F, blasInfo, getNumThreads, noGrad, randint, randn, tidy, type Tensor } from '../src/torch/index.js';
+import {
+  F,
+  blasInfo,
+  dispose,
+  getNumThreads,
+  noGrad,
+  optim,
+  randint,
+  randn,
+  tidy,
+  type Tensor,
+} from '../src/torch/index.js';
 
 const ROUNDS = 7;
 
@@ -40,6 +51,23 @@ export const ENGINE_CASES = {
   matmul1024: { n: 1024, repsPerSample: 4, samples: 3, warmup: 1 },
   matmul2048: { n: 2048, repsPerSample: 2, samples: 3, warmup: 1 },
   mlp: { batch: 256, inFeatures: 784, hidden: 1024, classes: 10, stepsPerSample: 3, samples: 5, warmup: 3 },
+  // AdamW over the parameters of a ViT-S/16 (22.05M in 152 tensors) in two groups: weight decay
+  // on the tensors with ndim > 1, none on the 1-D ones (biases, norms), as MAE and timm split them
+  adamw: {
+    dim: 384,
+    depth: 12,
+    mlpRatio: 4,
+    patch: 16,
+    inChans: 3,
+    tokens: 197,
+    classes: 1000,
+    lr: 1.5e-4,
+    betas: [0.9, 0.95],
+    weightDecay: 0.05,
+    stepsPerSample: 3,
+    samples: 5,
+    warmup: 2,
+  },
 } as const;
 
 type CaseId = keyof typeof ENGINE_CASES;
@@ -134,6 +162,44 @@ function mlpStepMs(): number {
     xs.push((now() - t0) / c.stepsPerSample);
   }
   for (const t of [...params, x, target]) t.dispose();
+  return median(xs);
+}
+
+/** The parameter shapes of a ViT-S/16 (timm's order: embeddings, blocks, final norm, head). */
+export function vitSmallShapes(): number[][] {
+  const c = ENGINE_CASES.adamw;
+  const d = c.dim;
+  const h = d * c.mlpRatio;
+  const shapes = [[d, c.inChans, c.patch, c.patch], [d], [1, 1, d], [1, c.tokens, d]];
+  for (let b = 0; b < c.depth; b++) {
+    // norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2 (weights and biases)
+    shapes.push([d], [d], [3 * d, d], [3 * d], [d, d], [d], [d], [d], [h, d], [h], [d, h], [d]);
+  }
+  shapes.push([d], [d], [c.classes, d], [c.classes]);
+  return shapes;
+}
+
+/** ms per `optimizer.step()` of AdamW over ViT-S-sized parameters with random grads. */
+function adamwStepMs(): number {
+  const c = ENGINE_CASES.adamw;
+  const params = vitSmallShapes().map((s) => noGrad(() => tidy(() => randn(...s).mul(0.02))).requiresGrad_(true));
+  for (const p of params) p.grad = randn(...p.shape);
+  const opt = new optim.AdamW(
+    [
+      { params: params.filter((p) => p.ndim > 1), weightDecay: c.weightDecay },
+      { params: params.filter((p) => p.ndim <= 1), weightDecay: 0 },
+    ],
+    { lr: c.lr, betas: [c.betas[0], c.betas[1]] },
+  );
+  for (let i = 0; i < c.warmup; i++) opt.step();
+  const xs: number[] = [];
+  for (let s = 0; s < c.samples; s++) {
+    const t0 = now();
+    for (let r = 0; r < c.stepsPerSample; r++) opt.step();
+    xs.push((now() - t0) / c.stepsPerSample);
+  }
+  dispose([...opt.state.values()]);
+  dispose(params);
   return median(xs);
 }
 
@@ -294,6 +360,12 @@ export async function runEngine(args: readonly string[]): Promise<void> {
     emit(
       `mlp ${c.inFeatures}-${c.hidden}-${c.classes} batch ${c.batch} fwd+bwd`,
       await compare('mlp', mlpStepMs, torch, threads),
+      'ms/step',
+      'lower',
+    );
+    emit(
+      'adamw step over ViT-S-sized parameters (22.05M, 152 tensors)',
+      await compare('adamw', adamwStepMs, torch, threads),
       'ms/step',
       'lower',
     );

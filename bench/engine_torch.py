@@ -2,8 +2,8 @@
 """PyTorch half of `npm run bench -- engine` (bench/engine.ts starts it).
 
 Usage: engine_torch.py --config JSON --serve
-    reads requests {"case": "add"|"matmul1024"|"matmul2048"|"mlp", "threads": n}, one JSON per
-    line on stdin, and answers each with one JSON line on stdout:
+    reads requests {"case": "add"|"matmul1024"|"matmul2048"|"mlp"|"adamw", "threads": n}, one
+    JSON per line on stdin, and answers each with one JSON line on stdout:
     {"case", "threads", "value" (median sample), "unit", "samples", "foreignPct"}
     (foreignPct: CPU that other processes used meanwhile, % of one core).
 or: engine_torch.py --config JSON --case NAME --threads 1,2   (one answer per thread count)
@@ -82,7 +82,49 @@ def mlp_step_ms(c):
     return xs, "ms/step"
 
 
-CASES = {"add": add_overhead, "matmul1024": matmul_gflops, "matmul2048": matmul_gflops, "mlp": mlp_step_ms}
+def vit_small_shapes(c):
+    """The parameter shapes of a ViT-S/16, as vitSmallShapes() in engine.ts."""
+    d, h = c["dim"], c["dim"] * c["mlpRatio"]
+    shapes = [[d, c["inChans"], c["patch"], c["patch"]], [d], [1, 1, d], [1, c["tokens"], d]]
+    for _ in range(c["depth"]):
+        shapes += [[d], [d], [3 * d, d], [3 * d], [d, d], [d], [d], [d], [h, d], [h], [d, h], [d]]
+    shapes += [[d], [d], [c["classes"], d], [c["classes"]]]
+    return shapes
+
+
+def adamw_step_ms(c):
+    """ms per optimizer.step() of torch.optim.AdamW(foreach=True) over ViT-S-sized parameters."""
+    with torch.no_grad():
+        params = [(torch.randn(*s) * 0.02).requires_grad_(True) for s in vit_small_shapes(c)]
+    for p in params:
+        p.grad = torch.randn(p.shape)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": c["weightDecay"]},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ],
+        lr=c["lr"],
+        betas=tuple(c["betas"]),
+        foreach=True,
+    )
+    for _ in range(c["warmup"]):
+        opt.step()
+    xs = []
+    for _ in range(c["samples"]):
+        t0 = now_ms()
+        for _ in range(c["stepsPerSample"]):
+            opt.step()
+        xs.append((now_ms() - t0) / c["stepsPerSample"])
+    return xs, "ms/step"
+
+
+CASES = {
+    "add": add_overhead,
+    "matmul1024": matmul_gflops,
+    "matmul2048": matmul_gflops,
+    "mlp": mlp_step_ms,
+    "adamw": adamw_step_ms,
+}
 
 
 def measure(name, threads, config):

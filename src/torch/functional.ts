@@ -166,6 +166,20 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   );
 }
 
+export interface GridSampleOptions {
+  mode?: 'bilinear' | 'nearest' | 'bicubic';
+  paddingMode?: 'zeros' | 'border' | 'reflection';
+  alignCorners?: boolean;
+}
+/**
+ * Samples an NCHW batch at the grid's locations, as F.grid_sample: `grid` is [N, Hout, Wout, 2]
+ * holding (x, y) in [-1, 1] (the input's left/top and right/bottom edges, or the corner pixels'
+ * centres with `alignCorners`).
+ */
+export function gridSample(x: Tensor, grid: Tensor, o: GridSampleOptions = {}): Tensor {
+  return wrap(N.gridSample(x.id, grid.id, o.mode ?? 'bilinear', o.paddingMode ?? 'zeros', o.alignCorners ?? false));
+}
+
 /** Pads the last dimensions: `pads` = [left, right, top, bottom, ...] as F.pad. */
 export function pad(
   x: Tensor,

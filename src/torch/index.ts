@@ -8,6 +8,7 @@ export { isFloatingPoint } from './dtype.js';
 export * from './creation.js';
 export * from './ops.js';
 export * as F from './functional.js';
+export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 export { tidy, keep, dispose, liveTensors, memory } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';

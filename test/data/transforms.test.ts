@@ -1,0 +1,220 @@
+// The image transforms against torchvision 0.14 with fixed parameters: test/fixtures/transforms.json
+// (written by test/fixtures/make_transform_fixtures.py) holds two 3x24x32 images as uint8 and
+// float32, and per case the op, its parameters and torchvision's outputs. Every output must match
+// within 1/255 of the pixel range (one level for uint8); each case reports its largest deviation
+// (on the 0..255 scale) as a test diagnostic.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { liveTensors, tensor, tidy, type Tensor } from '../../src/torch/index.js';
+import {
+  ColorJitter,
+  Mixup,
+  RandomErasing,
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  applyRandAugmentOp,
+  centerCrop,
+  gaussianBlur,
+  hflip,
+  normalize,
+  resizeShorter,
+  resizedCrop,
+  rgbToGrayscale,
+  solarize,
+  maxValue,
+  type Box,
+  type ColorJitterParams,
+  type CutmixBox,
+  type GridInterpolation,
+  type Interpolation,
+  type RandAugmentOp,
+} from '../../src/data/transforms/index.js';
+
+interface Rec {
+  shape: number[];
+  dtype: 'uint8' | 'float32' | 'int64';
+  data: string;
+}
+interface Case {
+  name: string;
+  op: string;
+  input: 'u8' | 'f32';
+  params: Record<string, unknown>;
+  outputs: Rec[];
+}
+
+function findFixture(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'test/fixtures/transforms.json');
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('test/fixtures/transforms.json not found');
+    dir = parent;
+  }
+}
+const fixture = JSON.parse(readFileSync(findFixture(), 'utf8')) as {
+  torchvision: string;
+  images: Record<string, Rec>;
+  cases: Case[];
+};
+
+function decode(r: Rec): Tensor {
+  const buf = Buffer.from(r.data, 'base64');
+  const bytes = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+  const data =
+    r.dtype === 'uint8'
+      ? new Uint8Array(bytes)
+      : r.dtype === 'int64'
+        ? new BigInt64Array(bytes)
+        : new Float32Array(bytes);
+  return tensor(data, { shape: r.shape });
+}
+
+type Impl = (x: Tensor, p: Record<string, unknown>) => Tensor | Tensor[];
+
+const num = (v: unknown): number => v as number;
+const nums = (v: unknown): number[] => v as number[];
+const JITTER_OPS = [adjustBrightness, adjustContrast, adjustSaturation, adjustHue];
+const COLOR_OPS: Record<string, (x: Tensor, f: number[]) => Tensor> = {
+  brightness: adjustBrightness,
+  contrast: adjustContrast,
+  saturation: adjustSaturation,
+  hue: adjustHue,
+};
+
+const impls: Record<string, Impl> = {
+  resized_crop: (x, p) => {
+    const boxes: Box[] = (p.boxes as number[][]).map(([top, left, height, width]) => ({
+      top: top!,
+      left: left!,
+      height: height!,
+      width: width!,
+    }));
+    return resizedCrop(x, boxes, p.size as [number, number], {
+      interpolation: p.interpolation as Interpolation,
+      antialias: p.antialias as boolean,
+    });
+  },
+  hflip: (x) => hflip(x),
+  resize_center_crop: (x, p) =>
+    centerCrop(
+      resizeShorter(x, num(p.resize), {
+        interpolation: p.interpolation as Interpolation,
+        antialias: p.antialias as boolean,
+      }),
+      p.crop as [number, number],
+    ),
+  center_crop: (x, p) => centerCrop(x, p.crop as [number, number]),
+  brightness: (x, p) => COLOR_OPS.brightness!(x, nums(p.factors)),
+  contrast: (x, p) => COLOR_OPS.contrast!(x, nums(p.factors)),
+  saturation: (x, p) => COLOR_OPS.saturation!(x, nums(p.factors)),
+  hue: (x, p) => COLOR_OPS.hue!(x, nums(p.factors)),
+  grayscale: (x) => rgbToGrayscale(x, 3),
+  solarize: (x, p) => solarize(x, num(p.threshold) * maxValue(x)),
+  normalize: (x, p) => normalize(x, nums(p.mean), nums(p.std)),
+  color_jitter: (x, p) => {
+    const jitter = new ColorJitter({ brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.2 });
+    const params: ColorJitterParams = {
+      apply: [true, true],
+      order: p.order as number[][],
+      brightness: nums(p.brightness),
+      contrast: nums(p.contrast),
+      saturation: nums(p.saturation),
+      hue: nums(p.hue),
+    };
+    // the batched application must equal the ops run one by one in each image's order
+    const one = (i: number): Tensor => {
+      let y = x.narrow(0, i, 1);
+      for (const op of params.order[i]!) {
+        const f = [params.brightness, params.contrast, params.saturation, params.hue][op]![i]!;
+        y = JITTER_OPS[op]!(y, [f]);
+      }
+      return y;
+    };
+    const batched = jitter.apply(x, params);
+    for (let i = 0; i < 2; i++) {
+      assert.ok(
+        one(i)
+          .to('float32')
+          .sub(batched.narrow(0, i, 1).to('float32'))
+          .abs()
+          .max()
+          .item() === 0,
+        'batched ColorJitter differs from the per-image order',
+      );
+    }
+    return batched;
+  },
+  gaussian_blur: (x, p) => gaussianBlur(x, num(p.kernel), nums(p.sigma)),
+  ra_op: (x, p) =>
+    applyRandAugmentOp(p.op as RandAugmentOp, x, p.args as (number | null)[], {
+      interpolation: (p.interpolation as GridInterpolation | undefined) ?? 'bilinear',
+      fill: (p.fill as number[] | undefined) ?? [128, 128, 128],
+    }),
+  mixup: (x, p) => {
+    const mix = new Mixup({ numClasses: 10, labelSmoothing: 0.1 });
+    const target = tensor(BigInt64Array.from(nums(p.target), BigInt));
+    const out = mix.apply(x, target, {
+      lam: num(p.lam),
+      useCutmix: p.useCutmix as boolean,
+      box: p.box as CutmixBox | null,
+    });
+    return [out.x, out.target];
+  },
+  erasing: (x, p) => new RandomErasing({ mode: p.mode as 'const' }).apply(x, p.boxes as Box[][]),
+};
+
+/** Largest |got - want| on the 0..255 scale (uint8 and [0, 1] floats; other outputs as they are). */
+function deviation(got: Tensor, want: Tensor, scale: number): number {
+  assert.deepEqual(got.shape, want.shape, 'shape');
+  assert.equal(got.dtype, want.dtype, 'dtype');
+  return (got.to('float64').sub(want.to('float64')).abs().max().item() as number) * scale;
+}
+
+const worst: Record<string, number> = {};
+const fmt = (v: number): string => (v === 0 ? '0' : v.toExponential(2));
+
+test('every fixture op has an implementation', () => {
+  const ops = new Set(fixture.cases.map((c) => c.op));
+  assert.deepEqual(
+    [...ops].filter((o) => !(o in impls)),
+    [],
+  );
+  assert.deepEqual(
+    Object.keys(impls).filter((o) => !ops.has(o)),
+    [],
+  );
+});
+
+for (const c of fixture.cases) {
+  test(`${c.name} matches torchvision ${fixture.torchvision} within 1/255`, (t) => {
+    const before = liveTensors();
+    tidy(() => {
+      const x = decode(fixture.images[c.input]!);
+      const got = impls[c.op]!(x, c.params);
+      const outs = Array.isArray(got) ? got : [got];
+      assert.equal(outs.length, c.outputs.length, 'number of outputs');
+      outs.forEach((o, k) => {
+        const want = decode(c.outputs[k]!);
+        // images on the 0..255 scale; normalised images and targets as they are
+        const scale = want.dtype === 'float32' && !['normalize', 'mixup', 'erasing'].includes(c.op) ? 255 : 1;
+        const dev = deviation(o, want, scale);
+        const key = `${c.op === 'ra_op' ? String(c.params.op) : c.op}`;
+        worst[key] = Math.max(worst[key] ?? 0, dev);
+        t.diagnostic(`max deviation ${fmt(dev)}${scale === 255 ? '/255' : ''}`);
+        assert.ok(dev <= 1 + 1e-6, `output ${k}: max deviation ${dev} > 1${scale === 255 ? '/255' : ' (unscaled)'}`);
+      });
+    });
+    assert.equal(liveTensors(), before, 'tensors leaked');
+  });
+}
+
+test('summary of the largest deviation per transform', (t) => {
+  for (const [k, v] of Object.entries(worst).sort()) t.diagnostic(`${k}: ${fmt(v)}`);
+});
