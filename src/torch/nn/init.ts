@@ -141,7 +141,14 @@ export interface TruncNormalOptions {
 // uses the C library's erf here; the two can differ in the last bit of a float64, which moves a
 // float32 draw almost never (the float32 fixtures match bit for bit).
 const normCdf = (x: number): number =>
-  tidy(() => (1 + (tensor([x / Math.SQRT2], { dtype: 'float64' }).erf().item() as number)) / 2);
+  tidy(
+    () =>
+      (1 +
+        (tensor([x / Math.SQRT2], { dtype: 'float64' })
+          .erf()
+          .item() as number)) /
+      2,
+  );
 
 /**
  * N(mean, std²) truncated to [a, b], by PyTorch's (and timm's) inverse-CDF method: uniform
