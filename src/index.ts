@@ -1,3 +1,5 @@
 // mmoco: masked contrastive pre-training of Vision Transformers. The tensor library is
 // published separately as `mmoco/torch`.
 export * as torch from './torch/index.js';
+export * as ssl from './ssl/index.js';
+export * as models from './models/index.js';

@@ -1,0 +1,5 @@
+// mmoco's method pieces: masking (§3.2–3.3), losses (Eqs. 1–4), the κ monitor (§3.4), FLOP counts.
+export * from './masking.js';
+export * from './losses.js';
+export * from './kappa.js';
+export * from './flops.js';
