@@ -1,0 +1,10 @@
+// mmoco models: ViT backbone, projector/predictor heads, class-attention blocks.
+export { VisionTransformer, PatchEmbed, Attention, Mlp, Block } from './vit.js';
+export type { ViTOptions, ForwardOptions } from './vit.js';
+export { buildSincosPosEmbed } from './pos-embed.js';
+export { ClassAttention, ClassAttentionBlock, ClassAttentionStack } from './class-attention.js';
+export type { ClassAttentionOptions } from './class-attention.js';
+export { buildMlp, buildProjector, buildPredictor } from './heads.js';
+export type { HeadNorm, MlpHeadOptions, ProjectorOptions } from './heads.js';
+export { vitTiny, vitSmall, vitBase, createModel, models } from './registry.js';
+export type { ModelName, PresetOptions } from './registry.js';
