@@ -1,0 +1,279 @@
+// Masked MoCo / Masked BYOL (§3): MoCo v3's structure (online = backbone → [class attention] →
+// projector → predictor; target = EMA of backbone → [class attention] → projector) with the
+// online views cut into n chunks (§3.2, Eq. 3) and the target views into m chunks combined by
+// their spherical mean (§3.3, Eq. 4). n = m = 1 is MoCo v3 / BYOL exactly.
+import * as torch from '../torch/index.js';
+import { nn, optim } from '../torch/index.js';
+import type { Tensor } from '../torch/index.js';
+import { buildPredictor, buildProjector, ClassAttentionStack } from '../models/index.js';
+import type { ClassAttentionOptions, HeadNorm, VisionTransformer } from '../models/index.js';
+import { chunkMask, sphericalMean } from './masking.js';
+import { DEFAULT_TEMPERATURE, symmetricByolLoss, symmetricInfoNCE } from './losses.js';
+import { vmfKappa } from './kappa.js';
+import { MomentumEncoder } from './momentum.js';
+
+export type MethodName = 'mmoco' | 'mbyol';
+
+/** MoCo v3's base momentum (ViT recipe) and BYOL's. */
+export const DEFAULT_BASE_MOMENTUM: Readonly<Record<MethodName, number>> = { mmoco: 0.99, mbyol: 0.996 };
+
+export interface HeadSizes {
+  numLayers?: number;
+  hiddenDim?: number;
+}
+
+export interface MaskedContrastiveOptions {
+  /** 'mmoco' (InfoNCE, default) or 'mbyol' (2 − 2·cos). */
+  method?: MethodName;
+  /** n: chunks per online view (default 8). */
+  numChunks?: number;
+  /** m: chunks per target view, combined by their spherical mean (default 1: the full view). */
+  targetChunks?: number;
+  /** InfoNCE temperature τ (default 0.2; unused by BYOL). */
+  temperature?: number;
+  /** Norm of the projector and predictor: 'bn' (MoCo v3, default) or 'ln' (§3.4). */
+  headNorm?: HeadNorm;
+  /** Class-attention blocks between backbone and projector (§3.4): true for two blocks, or options. */
+  classAttention?: boolean | (ClassAttentionOptions & { depth?: number });
+  /** Projector: 3 layers, hidden 4096, out 256 by default (MoCo v3). */
+  projector?: HeadSizes & { outDim?: number };
+  /** Predictor: 2 layers, hidden 4096 by default; its output has the projector's size. */
+  predictor?: HeadSizes;
+  /** Compute the κ statistics in `forward` (default true; each costs a host sync). */
+  monitorKappa?: boolean;
+}
+
+/** κ of §3.4 (Banerjee's vMF estimate over the n chunk outputs of each image, both views pooled). */
+export interface MethodStats {
+  /**
+   * κ of the "rep" layer: per chunk row, the mean of the backbone's output patch tokens (no CLS),
+   * taken after the ViT's final LayerNorm (`forwardFeatures`' output).
+   */
+  kappaRep: number;
+  /** κ of the projector output. */
+  kappaProj: number;
+  /** κ of the predictor output. */
+  kappaPred: number;
+}
+
+export interface MethodOutput {
+  /** The symmetrised loss (a 0-dim tensor with a graph to the online parameters). */
+  loss: Tensor;
+  /** NaN when n = 1 (κ needs ≥ 2 samples per image) or with `monitorKappa: false`. */
+  stats: MethodStats;
+}
+
+/**
+ * Explicit masks for `forward` (tests, reproducible runs): per view, int64 keep [B·n, k] (online)
+ * or [B·m, k] (target) as `chunkMask` makes them, rows image-major. Omitted, the masks are drawn
+ * at random (and n = 1 / m = 1 use the full, unpermuted view).
+ */
+export interface ForwardMasks {
+  online?: readonly [Tensor, Tensor];
+  target?: readonly [Tensor, Tensor];
+}
+
+export interface EncoderOutput {
+  /** Backbone output [rows, 1 + k, D] (final norm applied, CLS at 0). */
+  tokens: Tensor;
+  /** Projector output [rows, outDim]. */
+  z: Tensor;
+}
+
+/**
+ * What the target copies: backbone → [class-attention stack] → projector on the CLS token.
+ * (MoCo v3's ViT `base_encoder` with its head replaced by the projector.)
+ */
+export class ContrastiveEncoder extends nn.Module {
+  readonly backbone: VisionTransformer;
+  readonly class_attn: ClassAttentionStack | null;
+  readonly projector: nn.Sequential;
+
+  constructor(backbone: VisionTransformer, projector: nn.Sequential, classAttn: ClassAttentionStack | null) {
+    super();
+    this.backbone = this.registerModule('backbone', backbone);
+    this.class_attn = classAttn ? this.registerModule('class_attn', classAttn) : null;
+    this.projector = this.registerModule('projector', projector);
+  }
+
+  /** `keep` / `rowsPerImage` as `VisionTransformer.forwardFeatures`. */
+  encode(images: Tensor, keep?: Tensor, rowsPerImage?: number): EncoderOutput {
+    return torch.tidy(() => {
+      const tokens = this.backbone.forwardFeatures(images, keep ? { keep, rowsPerImage } : {});
+      const cls = (this.class_attn ? this.class_attn.forward(tokens) : tokens).select(1, 0);
+      return { tokens, z: this.projector.forward(cls) };
+    });
+  }
+
+  forward(images: Tensor): Tensor {
+    return torch.tidy(() => this.encode(images).z);
+  }
+}
+
+/**
+ * Masked MoCo / Masked BYOL. Sub-modules (state-dict prefixes, after MoCo v3's): `base_encoder`
+ * (a ContrastiveEncoder), `predictor`, `momentum_encoder` (the EMA target, frozen). Optimise
+ * `onlineParameters()`.
+ */
+export class MaskedContrastive extends nn.Module {
+  readonly method: MethodName;
+  readonly numChunks: number;
+  readonly targetChunks: number;
+  readonly temperature: number;
+  readonly monitorKappa: boolean;
+  readonly base_encoder: ContrastiveEncoder;
+  readonly predictor: nn.Sequential;
+  readonly momentum_encoder: ContrastiveEncoder;
+  readonly ema: MomentumEncoder<ContrastiveEncoder>;
+
+  constructor(backbone: VisionTransformer, o: MaskedContrastiveOptions = {}) {
+    super();
+    this.method = o.method ?? 'mmoco';
+    if (this.method !== 'mmoco' && this.method !== 'mbyol') {
+      throw new RangeError(`MaskedContrastive: method must be 'mmoco' or 'mbyol', got '${String(this.method)}'`);
+    }
+    this.numChunks = o.numChunks ?? 8;
+    this.targetChunks = o.targetChunks ?? 1;
+    for (const [name, v] of [
+      ['numChunks', this.numChunks],
+      ['targetChunks', this.targetChunks],
+    ] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > backbone.numPatches) {
+        throw new RangeError(`MaskedContrastive: ${name} must be an integer in [1, ${backbone.numPatches}], got ${v}`);
+      }
+    }
+    this.temperature = o.temperature ?? DEFAULT_TEMPERATURE;
+    if (!(this.temperature > 0)) throw new RangeError(`MaskedContrastive: invalid temperature ${this.temperature}`);
+    this.monitorKappa = o.monitorKappa ?? true;
+    const norm = o.headNorm ?? 'bn';
+    const dim = backbone.embedDim;
+    let ca: ClassAttentionStack | null = null;
+    if (o.classAttention) {
+      const cao = o.classAttention === true ? {} : o.classAttention;
+      ca = new ClassAttentionStack(dim, backbone.numHeads, cao);
+    }
+    const proj = buildProjector(dim, { ...o.projector, norm });
+    const outDim = proj.parameters().at(-1)!.shape[0]!;
+    const pred = buildPredictor(outDim, { ...o.predictor, outDim, norm, lastNorm: false });
+    this.base_encoder = this.registerModule('base_encoder', new ContrastiveEncoder(backbone, proj, ca));
+    this.predictor = this.registerModule('predictor', pred);
+    this.ema = new MomentumEncoder(this.base_encoder);
+    this.momentum_encoder = this.registerModule('momentum_encoder', this.ema.target);
+  }
+
+  /** The trainable online parameters (base encoder and predictor, requiresGrad true), for the optimiser. */
+  onlineParameters(): Tensor[] {
+    return [...this.base_encoder.parameters(), ...this.predictor.parameters()].filter((p) => p.requiresGrad);
+  }
+
+  /** θ_t ← m·θ_t + (1 − m)·θ_o (MoCo v3's `_update_momentum_encoder`). */
+  updateMomentumEncoder(m: number): void {
+    this.ema.update(m);
+  }
+
+  /** Online branch for one view: n chunks per image; returns tokens, z and q = predictor(z), rows image-major. */
+  private online(x: Tensor, keep?: Tensor): EncoderOutput & { q: Tensor } {
+    const n = this.numChunks;
+    const b = x.shape[0]!;
+    if (!keep && n > 1) keep = chunkMask(b, this.base_encoder.backbone.numPatches, n, { device: x.device }).keep;
+    const out = this.base_encoder.encode(x, keep, n);
+    return { ...out, q: this.predictor.forward(out.z) };
+  }
+
+  /** Target key for one view, without autograd: [B, D] (the spherical mean of m chunk keys when m > 1). */
+  private key(x: Tensor, keep?: Tensor): Tensor {
+    const m = this.targetChunks;
+    return torch.noGrad(() => {
+      if (!keep && m > 1)
+        keep = chunkMask(x.shape[0]!, this.momentum_encoder.backbone.numPatches, m, { device: x.device }).keep;
+      const z = this.momentum_encoder.encode(x, keep, m).z;
+      return m > 1 ? sphericalMean(z, m) : z;
+    });
+  }
+
+  /**
+   * MoCo v3's forward(x1, x2, m): first the momentum update with `momentum`, then queries
+   * q1, q2 [B·n, D] from n random chunks of each view, keys k1, k2 [B, D] from the target (full
+   * views, or m chunks and their spherical mean), and the symmetrised loss
+   * L(q1, k2) + L(q2, k1), each averaged over its B·n queries (InfoNCE ·2τ for 'mmoco',
+   * 2 − 2·cos for 'mbyol'). Masks are drawn with `chunkMask` (the library RNG) unless given.
+   */
+  forward(x1: Tensor, x2: Tensor, momentum?: number, o: ForwardMasks = {}): MethodOutput {
+    if (momentum === undefined) throw new TypeError('MaskedContrastive.forward: momentum is required');
+    if (x1.shape.join() !== x2.shape.join()) {
+      throw new RangeError(`MaskedContrastive.forward: views differ in shape: [${x1.shape}] vs [${x2.shape}]`);
+    }
+    this.updateMomentumEncoder(momentum);
+    return torch.tidy(() => {
+      const o1 = this.online(x1, o.online?.[0]);
+      const o2 = this.online(x2, o.online?.[1]);
+      const k1 = this.key(x1, o.target?.[0]);
+      const k2 = this.key(x2, o.target?.[1]);
+      const loss =
+        this.method === 'mmoco'
+          ? symmetricInfoNCE(o1.q, o2.q, k1, k2, this.temperature)
+          : symmetricByolLoss(o1.q, o2.q, k1, k2);
+      const stats: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
+      const n = this.numChunks;
+      if (this.monitorKappa && n > 1) {
+        const rep = torch.cat([o1.tokens, o2.tokens], 0).slice(1, 1).mean(1);
+        stats.kappaRep = vmfKappa(rep, n).kappa;
+        stats.kappaProj = vmfKappa(torch.cat([o1.z, o2.z], 0), n).kappa;
+        stats.kappaPred = vmfKappa(torch.cat([o1.q, o2.q], 0), n).kappa;
+      }
+      return { loss, stats };
+    });
+  }
+}
+
+export interface TrainStepOptions {
+  /** Global iteration (0-based); epoch = iter / itersPerEpoch (fractional, as MoCo v3). */
+  iter: number;
+  /** Iterations per epoch (default: `lrSchedule.itersPerEpoch`). */
+  itersPerEpoch?: number;
+  /** Total epochs of the momentum schedule (default: `lrSchedule.epochs`). */
+  epochs?: number;
+  /** Learning-rate schedule; its `apply` sets every group's lr (times its lrScale). */
+  lrSchedule: optim.WarmupCosine;
+  /** Base momentum m0 of `cosineMomentum` (default 0.99 for 'mmoco', 0.996 for 'mbyol'). */
+  baseMomentum?: number;
+  /** Clip the online gradients to this global L2 norm (default: no clipping). */
+  clipGradNorm?: number;
+}
+
+export interface TrainStepResult extends MethodStats {
+  loss: number;
+  lr: number;
+  momentum: number;
+}
+
+/**
+ * One training step as MoCo v3's main loop: set lr (WarmupCosine at epoch iter/itersPerEpoch)
+ * and momentum (cosineMomentum), loss = model.forward(x1, x2, momentum) (which updates the target
+ * first), zeroGrad, backward, optimiser step, then drop the gradients. Everything runs in a tidy
+ * scope: only the optimiser's state and the model's own tensors stay.
+ */
+export function trainStep(
+  model: MaskedContrastive,
+  optimizer: optim.Optimizer<optim.BaseHyper>,
+  x1: Tensor,
+  x2: Tensor,
+  o: TrainStepOptions,
+): TrainStepResult {
+  const epoch = o.iter / (o.itersPerEpoch ?? o.lrSchedule.itersPerEpoch);
+  const lr = o.lrSchedule.apply(optimizer, epoch);
+  const momentum = optim.cosineMomentum(
+    epoch,
+    o.epochs ?? o.lrSchedule.epochs,
+    o.baseMomentum ?? DEFAULT_BASE_MOMENTUM[model.method],
+  );
+  return torch.tidy(() => {
+    const { loss, stats } = model.forward(x1, x2, momentum);
+    optimizer.zeroGrad();
+    loss.backward();
+    if (o.clipGradNorm !== undefined) optim.clipGradNorm(optimizer.params(), o.clipGradNorm);
+    optimizer.step();
+    optimizer.zeroGrad();
+    return { loss: Number(loss.item()), lr, momentum, ...stats };
+  });
+}
