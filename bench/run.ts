@@ -6,6 +6,10 @@ const BENCHES: Record<string, { about: string; run: (args: string[]) => Promise<
     about: 'per-op overhead, matmul GFLOP/s and an MLP training step, against Python PyTorch',
     run: async (args) => (await import('./engine.js')).runEngine(args),
   },
+  data: {
+    about: 'images/s of loading + decoding + batching (CIFAR-10, Imagenette) against torchvision',
+    run: async (args) => (await import('./data.js')).runData(args),
+  },
   threads: {
     about: 'thread/BLAS study: ViT-Tiny block step and 2048³ matmul at 1 and 2 threads (--help for options)',
     run: async (args) => (await import('./threads.js')).runThreads(args),

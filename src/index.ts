@@ -3,3 +3,4 @@
 export * as torch from './torch/index.js';
 export * as ssl from './ssl/index.js';
 export * as models from './models/index.js';
+export * as data from './data/index.js';

@@ -1,0 +1,35 @@
+// Data sets, decoding and the batch loader.
+export * from './dataset.js';
+export { Rng, mixKey } from './rng.js';
+export { ImageFolder, type ImageFolderOptions } from './image-folder.js';
+export { indexImageFolder, defaultCacheDir, byteOrder, IMAGE_EXTENSIONS } from './folder-index.js';
+export type { FolderIndex, IndexOptions } from './folder-index.js';
+export { decodeImage, decodeJoined, encodeImage, resizeImage } from './decode.js';
+export { readImageHeader, isPlainJpeg, type ImageHeader } from './image-header.js';
+export {
+  decodeFiles,
+  ensureDecodeWorkers,
+  decodeWorkers,
+  decodeWorkerPids,
+  closeDecodePool,
+  DecodeCrash,
+  type DecodedFile,
+} from './decode-pool.js';
+export {
+  Cifar10,
+  Cifar100,
+  CIFAR_ARCHIVES,
+  CIFAR10_CLASSES,
+  cifarFiles,
+  downloadCifar,
+  type CifarSplit,
+} from './cifar.js';
+export { downloadFile, verifyFile, fileDigest, type Checksum } from './download.js';
+export { extractTar } from './tar.js';
+export { IdxImageDataset, mnist, MNIST_CLASSES, FASHION_MNIST_CLASSES } from './mnist.js';
+export { readIdx, readFashionMnist, FASHION_MNIST_DIR } from './idx.js';
+export { SyntheticImages, writeImageFolder, type SyntheticOptions } from './synthetic.js';
+export { Subset, subsetFraction, subsetPerClass, indicesByClass } from './subset.js';
+export { DataLoader, type Batch, type LoaderOptions, type SampleContext, type SkipEvent } from './loader.js';
+export { centerCrop, centerCropImage, resizeCenterCrop } from './fit.js';
+export * as transforms from './transforms/index.js';
