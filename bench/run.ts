@@ -10,6 +10,10 @@ const BENCHES: Record<string, { about: string; run: (args: string[]) => Promise<
     about: 'images/s of loading + decoding + batching (CIFAR-10, Imagenette) against torchvision',
     run: async (args) => (await import('./data.js')).runData(args),
   },
+  step: {
+    about: 'images/s of one M-MoCo pre-training step (trainStep) against the same step in PyTorch',
+    run: async (args) => (await import('./step.js')).runStep(args),
+  },
   threads: {
     about: 'thread/BLAS study: ViT-Tiny block step and 2048³ matmul at 1 and 2 threads (--help for options)',
     run: async (args) => (await import('./threads.js')).runThreads(args),
