@@ -14,13 +14,13 @@ from the warmup-cosine schedule, momentum from the cosine schedule, the momentum
 online forward of both views (n chunks each) through backbone, projector and predictor, the
 target forward of both full views without autograd, the symmetrised InfoNCE (·2τ), zero_grad,
 backward, AdamW step (torch.optim.AdamW, foreach=True), loss.item(). The model is the plain
-PyTorch reference of test/fixtures/make_model_fixtures.py / make_method_fixtures.py (timm's
-ViT as MoCo-v3 uses it, MoCo-v3's BN heads), copied here: importing those scripts builds their
-fixture records.
+PyTorch reference of test/fixtures/reference_models.py (timm's ViT as MoCo-v3 uses it,
+MoCo-v3's BN heads), the models the fixtures are made from.
 """
 import argparse
 import json
 import math
+import os
 import sys
 
 import torch
@@ -31,112 +31,16 @@ from torch_common import Foreign, emit, median, now_ms, set_threads
 
 
 # ---- MoCo-v3's position embedding (vits.py) ----
-def build_2d_sincos_position_embedding(h, w, embed_dim, temperature=10000.0):
-    grid_w = torch.arange(w, dtype=torch.float32)
-    grid_h = torch.arange(h, dtype=torch.float32)
-    grid_w, grid_h = torch.meshgrid(grid_w, grid_h, indexing="ij")
-    pos_dim = embed_dim // 4
-    omega = torch.arange(pos_dim, dtype=torch.float32) / pos_dim
-    omega = 1.0 / (temperature**omega)
-    out_w = torch.einsum("m,d->md", [grid_w.flatten(), omega])
-    out_h = torch.einsum("m,d->md", [grid_h.flatten(), omega])
-    pos_emb = torch.cat([torch.sin(out_w), torch.cos(out_w), torch.sin(out_h), torch.cos(out_h)], dim=1)[None, :, :]
-    return torch.cat([torch.zeros([1, 1, embed_dim]), pos_emb], dim=1)
-
-
-# ---- timm's VisionTransformer (the parts MoCo-v3 uses) ----
-class PatchEmbed(nn.Module):
-    def __init__(self, img, patch, in_chans, dim):
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, patch, patch)
-
-    def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, num_heads):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
-        return self.proj(x)
-
-
-class Mlp(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, dim, num_heads, mlp_ratio, eps=1e-6):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
-
-
-class ViT(nn.Module):
-    def __init__(self, img, patch, dim, depth, heads, mlp_ratio=4.0):
-        super().__init__()
-        self.num_patches = (img // patch) ** 2
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
-        g = img // patch
-        self.pos_embed = nn.Parameter(build_2d_sincos_position_embedding(g, g, dim), requires_grad=False)
-        self.patch_embed = PatchEmbed(img, patch, 3, dim)
-        self.blocks = nn.Sequential(*[Block(dim, heads, mlp_ratio) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        nn.init.normal_(self.cls_token, std=1e-6)
-
-    def forward_features(self, x, keep=None, rows_per_image=1):
-        x = self.patch_embed(x) + self.pos_embed[:, 1:]
-        if keep is not None:
-            img = torch.arange(keep.shape[0]) // rows_per_image
-            x = x[img[:, None], keep]
-        cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
-        x = torch.cat([cls, x], dim=1)
-        x = self.blocks(x)
-        return self.norm(x)
-
-
-# ---- MoCo-v3's _build_mlp (BN heads) ----
-def build_mlp(num_layers, input_dim, mlp_dim, output_dim, last_bn=True):
-    mlp = []
-    for layer in range(num_layers):
-        dim1 = input_dim if layer == 0 else mlp_dim
-        dim2 = output_dim if layer == num_layers - 1 else mlp_dim
-        mlp.append(nn.Linear(dim1, dim2, bias=False))
-        if layer < num_layers - 1:
-            mlp.append(nn.BatchNorm1d(dim2))
-            mlp.append(nn.ReLU(inplace=True))
-        elif last_bn:
-            mlp.append(nn.BatchNorm1d(dim2, affine=False))
-    return nn.Sequential(*mlp)
+# The reference models (timm's ViT as MoCo-v3 uses it, MoCo-v3's heads) shared with the fixtures.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
+from reference_models import ViT, build_mlp  # noqa: E402
 
 
 class Encoder(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.backbone = ViT(c["imgSize"], c["patchSize"], c["dim"], c["depth"], c["heads"])
+        nn.init.normal_(self.backbone.cls_token, std=1e-6)
         p = c["projector"]
         self.projector = build_mlp(p["layers"], c["dim"], p["hidden"], p["out"], last_bn=True)
 
