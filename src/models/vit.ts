@@ -216,33 +216,41 @@ export class VisionTransformer extends nn.Module {
   /**
    * Patch-embeds the B images once, adds the position embeddings, gathers each row's kept patch
    * tokens (row r from image ⌊r / rowsPerImage⌋), prepends CLS (+ its zero position embedding)
-   * and runs the blocks on [rows, 1 + k, D]. Returns the final-norm output: CLS at index 0, then
-   * the kept tokens in `keep`'s order.
+   * and runs the blocks on [rows, 1 + k, D]. Returns the last block's output (before the final
+   * norm): CLS at index 0, then the kept tokens in `keep`'s order.
    */
-  forwardFeatures(images: Tensor, o: ForwardOptions = {}): Tensor {
+  forwardBlocks(images: Tensor, o: ForwardOptions = {}): Tensor {
     return tidy(() => {
       const b = images.shape[0]!;
       let x = this.patch_embed.forward(images).add(this.pos_embed.slice(1, 1));
       if (o.keep) {
         if (o.keep.ndim !== 2)
-          throw new RangeError(`forwardFeatures: keep must be [rows, k], got [${o.keep.shape.join(', ')}]`);
+          throw new RangeError(`forwardBlocks: keep must be [rows, k], got [${o.keep.shape.join(', ')}]`);
         const rows = o.keep.shape[0]!;
         const per = o.rowsPerImage ?? rows / b;
         if (!Number.isInteger(per) || per <= 0 || per * b !== rows) {
-          throw new RangeError(`forwardFeatures: ${rows} rows do not split into ${b} images (rowsPerImage ${per})`);
+          throw new RangeError(`forwardBlocks: ${rows} rows do not split into ${b} images (rowsPerImage ${per})`);
         }
         const img = arange(rows, undefined, 1, { dtype: 'int64', device: images.device })
           .div(per, 'floor')
           .unsqueeze(1);
         x = x.index([img, o.keep.to({ device: images.device, dtype: 'int64' })]);
       } else if (o.rowsPerImage !== undefined && o.rowsPerImage !== 1) {
-        throw new RangeError('forwardFeatures: rowsPerImage needs keep');
+        throw new RangeError('forwardBlocks: rowsPerImage needs keep');
       }
       const cls = this.cls_token.add(this.pos_embed.slice(1, 0, 1)).expand(x.shape[0]!, -1, -1);
       x = cat([cls, x], 1);
       for (const blk of this.blocks) x = blk.forward(x);
-      return this.norm.forward(x);
+      return x;
     });
+  }
+
+  /**
+   * The final-norm output of `forwardBlocks`: CLS at index 0, then the kept tokens in `keep`'s
+   * order (timm's forward_features).
+   */
+  forwardFeatures(images: Tensor, o: ForwardOptions = {}): Tensor {
+    return tidy(() => this.norm.forward(this.forwardBlocks(images, o)));
   }
 
   /** The head (Identity by default) on the CLS feature. */

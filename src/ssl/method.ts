@@ -46,8 +46,8 @@ export interface MaskedContrastiveOptions {
 /** κ of §3.4 (Banerjee's vMF estimate over the n chunk outputs of each image, both views pooled). */
 export interface MethodStats {
   /**
-   * κ of the "rep" layer: per chunk row, the mean of the backbone's output patch tokens (no CLS),
-   * taken after the ViT's final LayerNorm (`forwardFeatures`' output).
+   * κ of the "rep" layer (§3.4): per chunk row, the average of the last transformer block's
+   * output patch tokens, CLS excluded (before the ViT's final LayerNorm: `forwardBlocks`).
    */
   kappaRep: number;
   /** κ of the projector output. */
@@ -74,6 +74,8 @@ export interface ForwardMasks {
 }
 
 export interface EncoderOutput {
+  /** The last block's output [rows, 1 + k, D] (before the final norm, CLS at 0): the "rep" layer. */
+  blocks: Tensor;
   /** Backbone output [rows, 1 + k, D] (final norm applied, CLS at 0). */
   tokens: Tensor;
   /** Projector output [rows, outDim]. */
@@ -99,9 +101,10 @@ export class ContrastiveEncoder extends nn.Module {
   /** `keep` / `rowsPerImage` as `VisionTransformer.forwardFeatures`. */
   encode(images: Tensor, keep?: Tensor, rowsPerImage?: number): EncoderOutput {
     return torch.tidy(() => {
-      const tokens = this.backbone.forwardFeatures(images, keep ? { keep, rowsPerImage } : {});
+      const blocks = this.backbone.forwardBlocks(images, keep ? { keep, rowsPerImage } : {});
+      const tokens = this.backbone.norm.forward(blocks);
       const cls = (this.class_attn ? this.class_attn.forward(tokens) : tokens).select(1, 0);
-      return { tokens, z: this.projector.forward(cls) };
+      return { blocks, tokens, z: this.projector.forward(cls) };
     });
   }
 
@@ -216,7 +219,7 @@ export class MaskedContrastive extends nn.Module {
       const stats: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
       const n = this.numChunks;
       if (this.monitorKappa && n > 1) {
-        const rep = torch.cat([o1.tokens, o2.tokens], 0).slice(1, 1).mean(1);
+        const rep = torch.cat([o1.blocks, o2.blocks], 0).slice(1, 1).mean(1);
         stats.kappaRep = vmfKappa(rep, n).kappa;
         stats.kappaProj = vmfKappa(torch.cat([o1.z, o2.z], 0), n).kappa;
         stats.kappaPred = vmfKappa(torch.cat([o1.q, o2.q], 0), n).kappa;

@@ -111,11 +111,12 @@ interface StepCase {
   norm: 'bn' | 'ln';
   class_attention: boolean;
   momentum: number;
-  state: Record<string, Rec>;
-  x1: Rec;
-  x2: Rec;
+  /** key of the shared state dict (`states`) */
+  state: string;
   keeps: Partial<Record<'q1' | 'q2' | 'k1' | 'k2', Rec>>;
   loss: number;
+  /** κ of rep / proj / pred (n > 1), null for n = 1 */
+  kappa: { rep: number; proj: number; pred: number } | null;
   grads: Record<string, Rec>;
   after_update: Record<string, Rec>;
   after_step: Record<string, Rec>;
@@ -152,7 +153,12 @@ function assertClose(got: Tensor, want: Rec, what: string, rel = 1e-4): void {
   assert.ok(worst <= rel * scale, `${what}: max |diff| ${worst} > ${rel * scale}`);
 }
 
-const stepCases = (JSON.parse(readFileSync(findFixture(), 'utf8')) as { cases: Record<string, StepCase> }).cases;
+const methodFixture = JSON.parse(readFileSync(findFixture(), 'utf8')) as {
+  cases: Record<string, StepCase>;
+  states: Record<string, Record<string, Rec>>;
+  views: { x1: Rec; x2: Rec };
+};
+const stepCases = methodFixture.cases;
 
 for (const [name, c] of Object.entries(stepCases)) {
   test(`PyTorch parity of one step (${name}): momentum update, loss, gradients, AdamW step`, () => {
@@ -168,14 +174,21 @@ for (const [name, c] of Object.entries(stepCases)) {
         projector: { hiddenDim: 32, outDim: 8 },
         predictor: { hiddenDim: 32 },
       });
-      model.loadStateDict(new Map(Object.entries(c.state).map(([k, r]) => [k, T(r)])));
+      model.loadStateDict(new Map(Object.entries(methodFixture.states[c.state]!).map(([k, r]) => [k, T(r)])));
       const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1 });
       const pair = (a?: Rec, b?: Rec): [Tensor, Tensor] | undefined => (a && b ? [T(a), T(b)] : undefined);
-      const { loss } = model.forward(T(c.x1), T(c.x2), c.momentum, {
+      const { loss, stats } = model.forward(T(methodFixture.views.x1), T(methodFixture.views.x2), c.momentum, {
         online: pair(c.keeps.q1, c.keeps.q2),
         target: pair(c.keeps.k1, c.keeps.k2),
       });
       close(Number(loss.item()), c.loss, 1e-5, 'loss');
+      if (c.kappa) {
+        close(stats.kappaRep, c.kappa.rep, 1e-4, 'κ rep');
+        close(stats.kappaProj, c.kappa.proj, 1e-4, 'κ proj');
+        close(stats.kappaPred, c.kappa.pred, 1e-4, 'κ pred');
+      } else {
+        assert.ok(Number.isNaN(stats.kappaRep), 'κ is NaN for n = 1');
+      }
       opt.zeroGrad();
       loss.backward();
       const params = new Map(model.namedParameters());
