@@ -1,6 +1,6 @@
 // mmoco models: ViT backbone, projector/predictor heads, class-attention blocks.
 export { VisionTransformer, PatchEmbed, Attention, Mlp, Block } from './vit.js';
-export type { ViTOptions, ForwardOptions } from './vit.js';
+export type { ViTOptions, ForwardOptions, ForwardHeadOptions } from './vit.js';
 export { buildSincosPosEmbed } from './pos-embed.js';
 export { ClassAttention, ClassAttentionBlock, ClassAttentionStack } from './class-attention.js';
 export type { ClassAttentionOptions } from './class-attention.js';

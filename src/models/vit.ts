@@ -132,6 +132,17 @@ export interface ViTOptions {
   stopGradConv1?: boolean;
   /** 'mocov3' (default): MoCo-v3's weight init; 'torch': the layers' PyTorch defaults */
   init?: 'mocov3' | 'torch';
+  /**
+   * What the head sees, as timm's `global_pool` (MAE's fine-tuning models): 'token' (default),
+   * the normed CLS token; 'avg', the mean of the patch tokens (no CLS) through `fc_norm`, a
+   * LayerNorm(eps 1e-6), with `norm` an Identity (so `norm.*` keys disappear, `fc_norm.*` appear).
+   */
+  globalPool?: 'token' | 'avg';
+}
+
+export interface ForwardHeadOptions {
+  /** stop before the head: the pooled (and fc_norm-ed) feature, timm's pre_logits */
+  preLogits?: boolean;
 }
 
 export interface ForwardOptions {
@@ -155,7 +166,11 @@ export class VisionTransformer extends nn.Module {
   readonly cls_token: Tensor;
   readonly pos_embed: Tensor;
   readonly blocks: nn.ModuleList<Block>;
-  readonly norm: nn.LayerNorm;
+  readonly globalPool: 'token' | 'avg';
+  /** LayerNorm on every token ('token' pooling), Identity with 'avg' */
+  readonly norm: nn.LayerNorm | nn.Identity;
+  /** LayerNorm on the averaged patch tokens ('avg' pooling), Identity with 'token' */
+  readonly fc_norm: nn.LayerNorm | nn.Identity;
   readonly head: nn.Linear | nn.Identity;
 
   constructor(o: ViTOptions = {}) {
@@ -177,7 +192,14 @@ export class VisionTransformer extends nn.Module {
       blocks.push(new Block(dim, this.numHeads, { mlpRatio: o.mlpRatio, qkvBias: o.qkvBias, dropPath: rate }));
     }
     this.blocks = this.registerModule('blocks', new nn.ModuleList(blocks));
-    this.norm = this.registerModule('norm', new nn.LayerNorm(dim, { eps: 1e-6 }));
+    const pool = (this.globalPool = o.globalPool ?? 'token');
+    if (pool !== 'token' && pool !== 'avg') {
+      throw new RangeError(`VisionTransformer: globalPool must be 'token' or 'avg', got '${String(pool)}'`);
+    }
+    const ln = (): nn.LayerNorm => new nn.LayerNorm(dim, { eps: 1e-6 });
+    // registered before head, as timm orders norm, fc_norm, head (an Identity adds no keys)
+    this.norm = this.registerModule('norm', pool === 'avg' ? new nn.Identity() : ln());
+    this.fc_norm = this.registerModule('fc_norm', pool === 'avg' ? ln() : new nn.Identity());
     const nc = o.numClasses ?? 0;
     this.head = this.registerModule('head', nc > 0 ? new nn.Linear(dim, nc) : new nn.Identity());
     if ((o.init ?? 'mocov3') === 'mocov3') this.initMocoV3();
@@ -247,14 +269,27 @@ export class VisionTransformer extends nn.Module {
 
   /**
    * The final-norm output of `forwardBlocks`: CLS at index 0, then the kept tokens in `keep`'s
-   * order (timm's forward_features).
+   * order (timm's forward_features; with 'avg' pooling `norm` is an Identity, so the tokens are
+   * the last block's).
    */
   forwardFeatures(images: Tensor, o: ForwardOptions = {}): Tensor {
     return tidy(() => this.norm.forward(this.forwardBlocks(images, o)));
   }
 
-  /** The head (Identity by default) on the CLS feature. */
+  /**
+   * timm's forward_head on `forwardFeatures`' tokens [B, 1 + k, D]: pool (CLS, or the mean of the
+   * other tokens), `fc_norm`, then the head unless `preLogits`.
+   */
+  forwardHead(tokens: Tensor, o: ForwardHeadOptions = {}): Tensor {
+    return tidy(() => {
+      const pooled = this.globalPool === 'avg' ? tokens.slice(1, 1).mean(1) : tokens.select(1, 0);
+      const x = this.fc_norm.forward(pooled);
+      return o.preLogits ? x : this.head.forward(x);
+    });
+  }
+
+  /** The head (Identity by default) on the pooled feature. */
   forward(images: Tensor, o: ForwardOptions = {}): Tensor {
-    return tidy(() => this.head.forward(this.forwardFeatures(images, o).select(1, 0)));
+    return tidy(() => this.forwardHead(this.forwardFeatures(images, o)));
   }
 }
