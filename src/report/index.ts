@@ -1,0 +1,19 @@
+// The report of a training run: `writeReport(runDir)` writes a self-contained report.html with
+// SVG charts and PNGs of the charts.
+export { writeReport, buildCharts, renderHtml, median, formatDuration } from './report.js';
+export type { ReportOptions, ReportResult, Chart } from './report.js';
+export { parseMetrics, readMetrics } from './metrics.js';
+export type { RunLog, StepRecord, EpochRecord, EvalRecord, ResumeRecord, StopRecord } from './metrics.js';
+export { downsampleMinMax, downsampleMean } from './downsample.js';
+export {
+  niceTicks,
+  niceNum,
+  logTicks,
+  formatTick,
+  lineChart,
+  panelRow,
+  linePath,
+  linearScale,
+  logScale,
+} from './svg.js';
+export type { PanelSpec, Series, Point, VLine } from './svg.js';
