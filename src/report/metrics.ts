@@ -68,6 +68,8 @@ export interface RunLog {
   superseded: number;
   /** Whether the logged `step` counts across epochs (true) or restarts every epoch. */
   stepsAreGlobal: boolean;
+  /** Epochs the run was set to train, when a `start` or `epoch` record says (`epochs`). */
+  plannedEpochs?: number;
   /** Wall-clock seconds from the timestamps (resume gaps excluded), or from epoch wallS. */
   wallSeconds?: number;
 }
@@ -155,6 +157,7 @@ export function parseMetrics(text: string): RunLog {
   const timedSegments: number[][] = [[]];
   for (const r of records) {
     const time = int(r.time);
+    if ((r.kind === 'start' || r.kind === 'epoch') && int(r.epochs) !== undefined) log.plannedEpochs = int(r.epochs);
     switch (r.kind) {
       case 'step': {
         const step = int(r.step);

@@ -29,6 +29,8 @@ export interface Chart {
   svg: string;
   /** False when the chart only says "no data" (no PNG is written for it). */
   hasData: boolean;
+  /** One line under the chart in the HTML. */
+  caption?: string;
 }
 
 type Config = Record<string, unknown>;
@@ -80,6 +82,8 @@ interface EpochAgg {
   kappaProj?: number;
   kappaPred?: number;
   imagesPerSec?: number;
+  /** [min, max] of each κ over the epoch's steps. */
+  range: Partial<Record<'kappaRep' | 'kappaProj' | 'kappaPred', [number, number]>>;
 }
 
 /** Per-epoch means of the step fields and the step range of each epoch. */
@@ -93,10 +97,11 @@ function epochAggregates(steps: readonly StepRecord[]): Map<number, EpochAgg> {
   const out = new Map<number, EpochAgg>();
   for (const [epoch, g] of groups) {
     const [x0, x1] = range(g.map((s) => s.x));
-    const agg: EpochAgg = { epoch, x0, x1 };
+    const agg: EpochAgg = { epoch, x0, x1, range: {} };
     for (const k of ['loss', 'kappaRep', 'kappaProj', 'kappaPred', 'imagesPerSec'] as const) {
       const v = g.map((s) => s[k]).filter(finite);
       if (v.length) agg[k] = mean(v);
+      if (v.length && k !== 'loss' && k !== 'imagesPerSec') agg.range[k] = range(v);
     }
     out.set(epoch, agg);
   }
@@ -123,6 +128,13 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
   const ds = (pts: Point[]) => downsampleMinMax(pts, maxPoints);
   const stepSeries = (k: keyof StepRecord) =>
     ds(steps.filter((s) => finite(s[k] as number | undefined)).map((s) => [s.x, s[k] as number] as Point));
+  /** Says how a long step series was thinned out for drawing. */
+  const thinned = (k: keyof StepRecord) => {
+    const n = steps.filter((s) => finite(s[k] as number | undefined)).length;
+    return n > maxPoints
+      ? ` (${n} logged steps, drawn as the min and max of each of ${Math.floor((maxPoints - 2) / 2)} buckets)`
+      : '';
+  };
 
   const stepVlines: VLine[] = [
     ...log.resumes.map((r, i) => ({
@@ -141,9 +153,18 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
     })),
     ...log.stops.map((s) => ({ x: s.epoch ?? lastEpoch ?? NaN, label: 'stop', color: C.stop, dash: '2 2' })),
   ];
-  const push = (id: string, spec: PanelSpec) => {
-    charts.push({ id, title: spec.title, svg: lineChart(spec, WIDTH, HEIGHT), hasData: hasPoints(spec) });
+  const push = (id: string, spec: PanelSpec, caption?: string) => {
+    charts.push({
+      id,
+      title: spec.title,
+      svg: lineChart(spec, WIDTH, HEIGHT),
+      hasData: hasPoints(spec),
+      ...(caption ? { caption } : {}),
+    });
   };
+  /** Per-epoch points with a value (kNN every k epochs leaves gaps that the line spans). */
+  const epochPoints = <T extends { epoch: number }>(rows: readonly T[], f: (r: T) => number | undefined): Point[] =>
+    rows.filter((r) => finite(f(r))).map((r) => [r.epoch, f(r)!]);
 
   // Loss: per step with the epoch mean over each epoch's steps (and eval loss when logged).
   const epochSpans = [...agg.values()].sort((a, b) => a.epoch - b.epoch);
@@ -155,25 +176,29 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
     const evalLoss = log.evals
       .filter((e) => finite(e.loss) && agg.has(e.epoch))
       .map((e) => [agg.get(e.epoch)!.x1, e.loss!] as Point);
-    push('loss', {
-      title: 'Training loss',
-      xLabel: 'step',
-      yLabel: 'loss',
-      series: [
-        { name: 'per step', points: stepSeries('loss'), color: C.loss, width: 1, opacity: 0.55 },
-        {
-          name: 'epoch mean',
-          points: meanLoss.map(({ a, v }) => [(a.x0 + a.x1) / 2, v]),
-          spans: meanLoss.map(({ a }) => span(a)),
-          color: C.mean,
-          width: 2.5,
-        },
-        ...(evalLoss.length
-          ? [{ name: 'eval loss', points: evalLoss, color: '#333', markers: true, dash: '4 3' }]
-          : []),
-      ],
-      vlines: stepVlines,
-    });
+    push(
+      'loss',
+      {
+        title: 'Training loss',
+        xLabel: 'step',
+        yLabel: 'loss',
+        series: [
+          { name: 'per step', points: stepSeries('loss'), color: C.loss, width: 1, opacity: 0.55 },
+          {
+            name: 'epoch mean',
+            points: meanLoss.map(({ a, v }) => [(a.x0 + a.x1) / 2, v]),
+            spans: meanLoss.map(({ a }) => span(a)),
+            color: C.mean,
+            width: 2.5,
+          },
+          ...(evalLoss.length
+            ? [{ name: 'eval loss', points: evalLoss, color: '#333', markers: true, dash: '4 3' }]
+            : []),
+        ],
+        vlines: stepVlines,
+      },
+      `Training loss per logged step${thinned('loss')}; red: the mean loss of each epoch over its steps.`,
+    );
   } else {
     push('loss', {
       title: 'Training loss (per epoch)',
@@ -181,32 +206,40 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
       yLabel: 'loss',
       xInteger: true,
       series: [
-        { name: 'epoch loss', points: log.epochs.map((e) => [e.epoch, e.loss ?? NaN]), color: C.mean, markers: true },
-        { name: 'eval loss', points: log.evals.map((e) => [e.epoch, e.loss ?? NaN]), color: '#333', markers: true },
+        { name: 'epoch loss', points: epochPoints(log.epochs, (e) => e.loss), color: C.mean, markers: true },
+        { name: 'eval loss', points: epochPoints(log.evals, (e) => e.loss), color: '#333', markers: true },
       ],
       vlines: epochVlines,
     });
   }
 
-  push('lr', {
-    title: 'Learning rate',
-    xLabel: 'step',
-    yLabel: 'lr',
-    series: [{ name: 'lr', points: stepSeries('lr'), color: C.lr }],
-    vlines: stepVlines,
-    yInclude: [0],
-  });
+  push(
+    'lr',
+    {
+      title: 'Learning rate',
+      xLabel: 'step',
+      yLabel: 'lr',
+      series: [{ name: 'lr', points: stepSeries('lr'), color: C.lr }],
+      vlines: stepVlines,
+      yInclude: [0],
+    },
+    `Learning rate per logged step${thinned('lr')}.`,
+  );
 
   const hasMomentum = steps.some((s) => finite(s.momentum));
   if (kind === 'pretrain' || hasMomentum) {
-    push('momentum', {
-      title: 'Momentum (target encoder EMA)',
-      xLabel: 'step',
-      yLabel: 'momentum',
-      series: [{ name: 'momentum', points: stepSeries('momentum'), color: C.momentum }],
-      vlines: stepVlines,
-      emptyText: 'no data (no momentum encoder logged)',
-    });
+    push(
+      'momentum',
+      {
+        title: 'Momentum (target encoder EMA)',
+        xLabel: 'step',
+        yLabel: 'momentum',
+        series: [{ name: 'momentum', points: stepSeries('momentum'), color: C.momentum }],
+        vlines: stepVlines,
+        emptyText: 'no data (no momentum encoder logged)',
+      },
+      `Momentum of the target encoder’s EMA update per logged step${thinned('momentum')}.`,
+    );
   }
 
   // κ: the paper's Figure 6 view, per-epoch averages of rep / proj / pred, log y.
@@ -228,6 +261,7 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
         {
           name: title,
           points: epochSpans.map((a) => [a.epoch, a[k] ?? NaN] as Point),
+          band: epochSpans.map((a) => a.range[k] ?? ([NaN, NaN] as const)),
           color,
           markers: true,
         },
@@ -241,40 +275,49 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
       title,
       svg: panelRow(panels, WIDTH, HEIGHT, title),
       hasData: panels.some(hasPoints),
+      caption:
+        'Concentration of the n chunk features of an image (von Mises–Fisher κ, Banerjee et al.): ' +
+        'lines are epoch means (the paper’s Figure 6), shading the min–max over the epoch’s logged steps.',
     });
   }
 
   const hasKnn = log.epochs.some((e) => finite(e.knnTop1));
   if (kind === 'pretrain' || hasKnn) {
     const best = bestOf(log.epochs, (e) => e.knnTop1);
-    push('knn', {
-      title: `kNN top-1 accuracy${best ? ` (best ${best.v.toFixed(2)}% at epoch ${best.epoch})` : ''}`,
-      xLabel: 'epoch',
-      yLabel: 'top-1 (%)',
-      xInteger: true,
-      series: [
-        { name: 'kNN top-1', points: log.epochs.map((e) => [e.epoch, e.knnTop1 ?? NaN]), color: C.knn, markers: true },
-      ],
-      vlines: epochVlines,
-      emptyText: 'no data (no kNN evaluation logged)',
-    });
+    push(
+      'knn',
+      {
+        title: `kNN top-1 accuracy${best ? ` (best ${best.v.toFixed(2)}% at epoch ${best.epoch})` : ''}`,
+        xLabel: 'epoch',
+        yLabel: 'top-1 (%)',
+        xInteger: true,
+        series: [{ name: 'kNN top-1', points: epochPoints(log.epochs, (e) => e.knnTop1), color: C.knn, markers: true }],
+        vlines: epochVlines,
+        emptyText: 'no data (no kNN evaluation logged)',
+      },
+      'kNN top-1 of the backbone’s features on the validation set, at the end of each evaluated epoch.',
+    );
   }
 
   const hasEval = log.evals.some((e) => finite(e.top1) || finite(e.top5));
   if (kind === 'eval' || hasEval) {
     const best = bestOf(log.evals, (e) => e.top1);
-    push('accuracy', {
-      title: `Evaluation accuracy${best ? ` (best top-1 ${best.v.toFixed(2)}% at epoch ${best.epoch})` : ''}`,
-      xLabel: 'epoch',
-      yLabel: 'accuracy (%)',
-      xInteger: true,
-      series: [
-        { name: 'top-1', points: log.evals.map((e) => [e.epoch, e.top1 ?? NaN]), color: C.knn, markers: true },
-        { name: 'top-5', points: log.evals.map((e) => [e.epoch, e.top5 ?? NaN]), color: C.top5, markers: true },
-      ],
-      vlines: epochVlines,
-      emptyText: 'no data (no evaluation logged)',
-    });
+    push(
+      'accuracy',
+      {
+        title: `Evaluation accuracy${best ? ` (best top-1 ${best.v.toFixed(2)}% at epoch ${best.epoch})` : ''}`,
+        xLabel: 'epoch',
+        yLabel: 'accuracy (%)',
+        xInteger: true,
+        series: [
+          { name: 'top-1', points: epochPoints(log.evals, (e) => e.top1), color: C.knn, markers: true },
+          { name: 'top-5', points: epochPoints(log.evals, (e) => e.top5), color: C.top5, markers: true },
+        ],
+        vlines: epochVlines,
+        emptyText: 'no data (no evaluation logged)',
+      },
+      'Top-1 and top-5 accuracy on the evaluation set after each epoch.',
+    );
   }
 
   // Throughput: images/s per step, and per epoch over each epoch's steps.
@@ -293,21 +336,25 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
     },
   ];
   if (haveSteps) {
-    push('throughput', {
-      title: `Throughput${Number.isFinite(ipsMedian) ? ` (median ${ipsMedian.toFixed(1)} images/s)` : ''}`,
-      xLabel: 'step',
-      yLabel: 'images/s',
-      series: throughput,
-      vlines: stepVlines,
-      yInclude: [0],
-    });
+    push(
+      'throughput',
+      {
+        title: `Throughput${Number.isFinite(ipsMedian) ? ` (median ${ipsMedian.toFixed(1)} images/s)` : ''}`,
+        xLabel: 'step',
+        yLabel: 'images/s',
+        series: throughput,
+        vlines: stepVlines,
+        yInclude: [0],
+      },
+      `Training images/s per logged step (light)${thinned('imagesPerSec')} and per epoch (dark).`,
+    );
   } else {
     push('throughput', {
       title: 'Throughput (per epoch)',
       xLabel: 'epoch',
       yLabel: 'images/s',
       xInteger: true,
-      series: [{ name: 'epoch', points: log.epochs.map((e) => [e.epoch, e.imagesPerSec ?? NaN]), markers: true }],
+      series: [{ name: 'epoch', points: epochPoints(log.epochs, (e) => e.imagesPerSec), markers: true }],
       vlines: epochVlines,
       yInclude: [0],
     });
@@ -408,7 +455,7 @@ function summarise(log: RunLog, config: Config): Summary[] {
   out.push({ label: 'wall time', value: formatDuration(log.wallSeconds ?? NaN) });
   const last = log.steps[log.steps.length - 1];
   const epochsDone = log.epochs.length ? log.epochs[log.epochs.length - 1]!.epoch + 1 : undefined;
-  const planned = typeof config.epochs === 'number' ? config.epochs : undefined;
+  const planned = typeof config.epochs === 'number' ? config.epochs : log.plannedEpochs;
   if (epochsDone !== undefined || planned !== undefined) {
     out.push({
       label: 'epochs',
@@ -462,6 +509,10 @@ h2{font-size:17px;margin:28px 0 10px}
 .card.warn{border-color:#d4a017;background:#fffaea}
 figure{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 14px;padding:8px}
 figure svg{display:block;width:100%;height:auto}
+figcaption{font-size:12px;color:#555;padding:4px 6px 0}
+details{margin-top:14px}summary{cursor:pointer;font-weight:600}
+table.epochs td{text-align:right;white-space:nowrap}table.epochs td:first-child{width:auto}
+th{background:#f0f1f3;font-size:12px;padding:4px 8px;text-align:right;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;background:#fff;border:1px solid #ddd;font-size:13px;width:100%}
 td{border-top:1px solid #eee;padding:3px 8px;vertical-align:top}
 td:first-child{color:#555;white-space:nowrap;width:30%}
@@ -530,7 +581,8 @@ export function renderHtml(
   const figs = charts
     .map(
       (c) =>
-        `<figure id="chart-${c.id}" data-chart="${c.id}">${c.svg.replace(' xmlns="http://www.w3.org/2000/svg"', '')}</figure>`,
+        `<figure id="chart-${c.id}" data-chart="${c.id}">${c.svg.replace(' xmlns="http://www.w3.org/2000/svg"', '')}` +
+        `${c.caption ? `<figcaption>${esc(c.caption)}</figcaption>` : ''}</figure>`,
     )
     .join('\n');
   const [tMin, tMax] = range([...log.steps, ...log.epochs, ...log.evals].map((r) => r.time).filter(finite));
@@ -541,7 +593,7 @@ export function renderHtml(
     log.badLines ? `${log.badLines} unreadable` : '',
     log.truncatedLastLine ? 'last line truncated' : '',
     t0 && t1 ? `logged ${t0.replace('T', ' ').slice(0, 19)} to ${t1.replace('T', ' ').slice(0, 19)} UTC` : '',
-    `steps on the x axis are ${log.stepsAreGlobal ? 'as logged' : 'counted across epochs'}`,
+    log.stepsAreGlobal ? '' : 'the logged step restarts every epoch: the x axes count steps across epochs',
   ].filter(Boolean);
   return `<!DOCTYPE html>
 <html lang="en">
@@ -561,6 +613,7 @@ ${cards}
 </section>
 <h2>Charts</h2>
 ${figs}
+${epochTable(log)}
 <h2>Configuration</h2>
 ${configNote ? `<p class="sub">${esc(configNote)}</p>` : ''}
 ${rows ? `<table>\n${rows}\n</table>` : ''}
@@ -569,6 +622,45 @@ ${rows ? `<table>\n${rows}\n</table>` : ''}
 </body>
 </html>
 `;
+}
+
+/** Per-epoch numbers as a table (columns with data only), collapsed for long runs. */
+function epochTable(log: RunLog): string {
+  const agg = epochAggregates(log.steps);
+  const epochs = new Map(log.epochs.map((e) => [e.epoch, e]));
+  const evals = new Map(log.evals.map((e) => [e.epoch, e]));
+  const all = [...new Set([...agg.keys(), ...epochs.keys(), ...evals.keys()])].sort((a, b) => a - b);
+  if (all.length === 0) return '';
+  const pct = (v: number | undefined) => (finite(v) ? v.toFixed(2) : '');
+  const num = (v: number | undefined) => (finite(v) ? fmtNum(v) : '');
+  const cols: [string, (e: number) => string][] = [
+    ['loss', (e) => num(epochs.get(e)?.loss ?? agg.get(e)?.loss)],
+    ['kNN top-1 %', (e) => pct(epochs.get(e)?.knnTop1)],
+    ['top-1 %', (e) => pct(evals.get(e)?.top1)],
+    ['top-5 %', (e) => pct(evals.get(e)?.top5)],
+    ['eval loss', (e) => num(evals.get(e)?.loss)],
+    ['κ rep', (e) => num(agg.get(e)?.kappaRep)],
+    ['κ proj', (e) => num(agg.get(e)?.kappaProj)],
+    ['κ pred', (e) => num(agg.get(e)?.kappaPred)],
+    [
+      'images/s',
+      (e) =>
+        finite(epochs.get(e)?.imagesPerSec ?? agg.get(e)?.imagesPerSec)
+          ? (epochs.get(e)?.imagesPerSec ?? agg.get(e)!.imagesPerSec!).toFixed(1)
+          : '',
+    ],
+    ['wall', (e) => (finite(epochs.get(e)?.wallS) ? formatDuration(epochs.get(e)!.wallS!) : '')],
+  ];
+  const used = cols.filter(([, f]) => all.some((e) => f(e) !== ''));
+  const head = `<tr><th>epoch</th>${used.map(([h]) => `<th>${esc(h)}</th>`).join('')}</tr>`;
+  const rows = all
+    .map((e) => `<tr><td>${e}</td>${used.map(([, f]) => `<td>${esc(f(e))}</td>`).join('')}</tr>`)
+    .join('\n');
+  return `<details${all.length <= 20 ? ' open' : ''}><summary>Per-epoch numbers (${all.length} epochs)</summary>
+<table class="epochs">
+${head}
+${rows}
+</table></details>`;
 }
 
 async function readConfig(runDir: string): Promise<{ config: Config; note: string }> {

@@ -26,6 +26,8 @@ export interface Series {
    * drawn over the steps of its epoch). Same length as points.
    */
   spans?: readonly (readonly [x0: number, x1: number])[];
+  /** A shaded range [lo, hi] around each point (e.g. min–max over an epoch's steps). */
+  band?: readonly (readonly [lo: number, hi: number])[];
 }
 
 export interface VLine {
@@ -223,6 +225,37 @@ export function linePath(points: readonly Point[], sx: Scale, sy: Scale): string
   return d;
 }
 
+/** A closed area between the band's lo and hi edges, one polygon per run of drawable points. */
+export function bandPath(
+  points: readonly Point[],
+  band: readonly (readonly [number, number])[],
+  sx: Scale,
+  sy: Scale,
+): string {
+  let d = '';
+  let run: [number, number, number][] = [];
+  const flush = () => {
+    if (run.length >= 2) {
+      d += 'M' + run.map(([x, , hi]) => `${fmt(x)},${fmt(hi)}`).join('L');
+      d +=
+        'L' +
+        [...run]
+          .reverse()
+          .map(([x, lo]) => `${fmt(x)},${fmt(lo)}`)
+          .join('L') +
+        'Z';
+    }
+    run = [];
+  };
+  points.forEach((p, i) => {
+    const b = band[i];
+    if (b && sx.ok(p[0]) && sy.ok(b[0]) && sy.ok(b[1])) run.push([sx(p[0]), sy(b[0]), sy(b[1])]);
+    else flush();
+  });
+  flush();
+  return d;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Panels and documents
 
@@ -278,7 +311,13 @@ export function renderPanel(spec: PanelSpec, box: Box): string {
   let xhi = -Infinity;
   let ylo = Infinity;
   let yhi = -Infinity;
-  for (const [x, y] of all) {
+  const bandPts = spec.series.flatMap((s) =>
+    s.band ? s.points.flatMap((p, i) => s.band![i]!.map((y) => [p[0], y] as Point)) : [],
+  );
+  for (const [x, y] of [
+    ...all,
+    ...bandPts.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!yLog || y > 0)),
+  ]) {
     if (x < xlo) xlo = x;
     if (x > xhi) xhi = x;
     if (y < ylo) ylo = y;
@@ -360,6 +399,12 @@ export function renderPanel(spec: PanelSpec, box: Box): string {
     `<clipPath id="${clip}"><rect x="${px0 - 4}" y="${py0 - 4}" width="${fmt(px1 - px0 + 8)}" height="${fmt(py1 - py0 + 8)}"/></clipPath>`,
     `<g clip-path="url(#${clip})">`,
   );
+  spec.series.forEach((s, i) => {
+    if (!s.band) return;
+    const d = bandPath(s.points, s.band, sx, sy);
+    const color = s.color ?? PALETTE[i % PALETTE.length]!;
+    if (d) out.push(`<path d="${d}" fill="${color}" fill-opacity="0.18" stroke="none"/>`);
+  });
   spec.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length]!;
     const p = pts[i]!;

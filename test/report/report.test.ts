@@ -89,6 +89,36 @@ test('pretrain run with a resume and κ: self-contained HTML with every chart, a
   }
 });
 
+test('kNN every 5 epochs: the line joins the evaluated epochs; per-epoch table; κ bands; planned epochs', async () => {
+  const dir = makeRun({ epochs: 12, stepsPerEpoch: 10, knnEvery: 5 });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ command: 'pretrain', model: 'vit_tiny' }));
+  const { html } = await writeReport(dir, { png: false, maxPoints: 50 });
+  const page = readFileSync(html, 'utf8');
+  const knn = dataPaths(charts(page).get('knn')!);
+  assert.equal(knn.length, 1);
+  assert.equal((knn[0]!.match(/M/g) ?? []).length, 1, 'one connected line');
+  assert.equal(vertices(knn[0]!), 3, 'epochs 4, 9 and 11');
+  // κ: a shaded min–max band behind each panel's line
+  assert.equal(
+    (
+      charts(page)
+        .get('kappa')!
+        .match(/fill-opacity="0.18"/g) ?? []
+    ).length,
+    3,
+  );
+  // the step series honour maxPoints
+  for (const d of dataPaths(charts(page).get('lr')!)) assert.ok(vertices(d) <= 50);
+  assert.ok(page.includes('drawn as the min and max of each of 24 buckets'));
+  // per-epoch table: 12 rows, kNN only where evaluated
+  const table = page.slice(page.indexOf('<table class="epochs">'), page.indexOf('</table></details>'));
+  assert.equal((table.match(/<tr><td>/g) ?? []).length, 12);
+  assert.ok(table.includes('<th>κ rep</th>') && table.includes('<th>kNN top-1 %</th>'));
+  assert.ok(table.includes('<tr><td>4</td><td>1.474</td><td>32.00</td>'));
+  // the planned epoch count comes from the log's start record when the config lacks it
+  assert.ok(/epochs<\/div><div class="v">12 \/ 12</.test(page));
+});
+
 test('the wall time leaves out the downtime before a resume', () => {
   const dir = makeRun({ epochs: 4, stepsPerEpoch: 10, resumeEpoch: 2 });
   const log = parseMetrics(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'));

@@ -14,6 +14,8 @@ export interface SyntheticRun {
   resumeEpoch?: number;
   /** A NaN stop at this global step (the log ends there). */
   stopStep?: number;
+  /** kNN only every k epochs (and the last); null otherwise, as a run logs it. */
+  knnEvery?: number;
   /** Append half a JSON line at the end (a run killed mid-write). */
   truncate?: boolean;
 }
@@ -97,7 +99,7 @@ export function writeRun(dir: string, o: SyntheticRun = {}): void {
         kind: 'epoch',
         epoch,
         loss: 3 * Math.exp((-3 * (epoch + 0.5)) / epochs) + 0.5,
-        knnTop1: 20 + 3 * epoch,
+        knnTop1: (epoch + 1) % (o.knnEvery ?? 1) === 0 || epoch === epochs - 1 ? 20 + 3 * epoch : null,
         imagesPerSec: 205,
         wallS,
       });
