@@ -4,7 +4,7 @@ export { knnClassifier, extractFeatures } from './knn.js';
 export type { KnnOptions, KnnResult, ExtractOptions, FeatureBackbone } from './knn.js';
 export { paramGroupsLrd, layerIdForVit, VIT_NO_WEIGHT_DECAY } from './lr-decay.js';
 export type { LayerDecayGroup, LayerDecayOptions } from './lr-decay.js';
-export { loadPretrainedBackbone, initHead } from './pretrained.js';
+export { loadPretrainedBackbone, initHead, interpolatePosEmbed } from './pretrained.js';
 export type { LoadPretrainedOptions, LoadPretrainedResult } from './pretrained.js';
 export { evaluate, accuracy, correctTopK, defaultTransform } from './eval.js';
 export type { BatchSource, Classifier, EvalResult, EvaluateOptions, ImageTransform, LabelledBatch } from './eval.js';

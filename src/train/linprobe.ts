@@ -4,7 +4,8 @@
 // default, momentum 0.9), lr = blr · batch / 256 and a per-iteration warmup + half-cosine.
 import type { VisionTransformer } from '../models/index.js';
 import { F, nn, noGrad, optim, tidy, type Device, type Tensor } from '../torch/index.js';
-import { defaultTransform, type ImageTransform } from './eval.js';
+import { EvalTransform, FinetuneAugmentation } from '../data/transforms/index.js';
+import { evaluate, type BatchSource, type EvalResult, type EvaluateOptions, type ImageTransform } from './eval.js';
 import { initHead } from './pretrained.js';
 
 export interface LinearProbeOptions {
@@ -28,7 +29,10 @@ export interface LinearProbeOptions {
   momentum?: number;
   /** std of the classifier's trunc-normal init (default 0.01, MAE's) */
   headInitStd?: number;
-  /** training-time batch transform (default: uint8 → normalised float, no resizing) */
+  /**
+   * training-time batch transform; default MAE's: RandomResizedCrop (bicubic, scale 0.08–1) to
+   * the backbone's image size, horizontal flip, ImageNet normalisation
+   */
   transform?: ImageTransform;
   /** the feature of a prepared batch; default the pooled pre-logits feature (CLS after norm) */
   features?: (images: Tensor) => Tensor;
@@ -85,7 +89,9 @@ export class LinearProbe {
       epochs: o.epochs ?? 90,
       itersPerEpoch: o.itersPerEpoch,
     });
-    this.transform = o.transform ?? defaultTransform;
+    this.transform =
+      o.transform ??
+      new FinetuneAugmentation({ size: backbone.patch_embed.imgSize[0], randAugment: null, erasing: null });
     this.featureOf =
       o.features ?? ((x: Tensor): Tensor => backbone.forwardHead(backbone.forwardFeatures(x), { preLogits: true }));
   }
@@ -147,6 +153,12 @@ export class LinearProbe {
       return v;
     });
     return { loss, lr };
+  }
+
+  /** Top-1/top-5 and loss on a loader, with the EvalTransform at the backbone's size unless given. */
+  evaluate(loader: BatchSource, o: EvaluateOptions = {}): Promise<EvalResult> {
+    const transform = o.transform ?? new EvalTransform({ size: this.backbone.patch_embed.imgSize[0] });
+    return evaluate(this, loader, { ...o, transform });
   }
 
   /** What a checkpoint must hold to resume: the classifier (with BN statistics) and LARS's state. */

@@ -2,7 +2,7 @@
 // main_linprobe.py do it: a head whose shape differs from the checkpoint's is dropped, keys the
 // model lacks (the pre-training `norm` of a global-pool model, projector heads) are tolerated
 // and reported, and the only keys allowed to be missing are the new head's and `fc_norm`'s.
-import { nn, noGrad, type Tensor } from '../torch/index.js';
+import { cat, F, nn, noGrad, tidy, type Tensor } from '../torch/index.js';
 
 export interface LoadPretrainedOptions {
   /**
@@ -15,6 +15,11 @@ export interface LoadPretrainedOptions {
    * MAE's set, `head.*` and `fc_norm.*`.
    */
   allowMissing?: readonly string[];
+  /**
+   * Resize a checkpoint `pos_embed` made for another grid (square) to the model's, bicubically,
+   * as MAE's interpolate_pos_embed (default true; nothing happens when the grids agree).
+   */
+  interpolatePosEmbed?: boolean;
 }
 
 export interface LoadPretrainedResult {
@@ -24,6 +29,8 @@ export interface LoadPretrainedResult {
   unexpectedKeys: string[];
   /** checkpoint head keys dropped because their shape differs from the model's head */
   droppedKeys: string[];
+  /** checkpoint keys resized to the model's grid (`pos_embed`) */
+  interpolatedKeys: string[];
 }
 
 const DEFAULT_ALLOW_MISSING = ['head.', 'fc_norm.'];
@@ -53,8 +60,29 @@ export function loadPretrainedBackbone(
     throw new Error(`loadPretrainedBackbone: no checkpoint key starts with '${prefix}'`);
   }
   const own = model.stateDict(); // detached handles, released below
+  const made: Tensor[] = [];
   try {
     const droppedKeys: string[] = [];
+    const interpolatedKeys: string[] = [];
+    const grid = (model as { patch_embed?: { gridSize?: [number, number] } }).patch_embed?.gridSize;
+    const pe = sd.get('pos_embed');
+    const ownPe = own.get('pos_embed');
+    if ((o.interpolatePosEmbed ?? true) && grid && pe && ownPe && pe.ndim === 3 && ownPe.ndim === 3) {
+      const extra = ownPe.shape[1]! - grid[0] * grid[1];
+      const side = Math.round(Math.sqrt(pe.shape[1]! - extra));
+      // only a square grid of another size with the same width (anything else is a shape error below)
+      if (
+        pe.shape[1] !== ownPe.shape[1] &&
+        pe.shape[2] === ownPe.shape[2] &&
+        extra >= 0 &&
+        side * side === pe.shape[1]! - extra
+      ) {
+        const t = interpolatePosEmbed(pe, grid, extra);
+        made.push(t);
+        sd.set('pos_embed', t);
+        interpolatedKeys.push('pos_embed');
+      }
+    }
     for (const k of ['head.weight', 'head.bias']) {
       const s = sd.get(k);
       const t = own.get(k);
@@ -80,9 +108,9 @@ export function loadPretrainedBackbone(
       );
     }
     model.loadStateDict(new Map([...sd].filter(([k]) => own.has(k))), { strict: false });
-    return { missingKeys, unexpectedKeys, droppedKeys };
+    return { missingKeys, unexpectedKeys, droppedKeys, interpolatedKeys };
   } finally {
-    for (const t of own.values()) t.dispose();
+    for (const t of [...own.values(), ...made]) t.dispose();
   }
 }
 
@@ -95,4 +123,30 @@ export function initHead(head: nn.Linear, std: number): void {
     nn.init.truncNormal(head.weight, { std, a: -2, b: 2 });
     if (head.bias) nn.init.zeros(head.bias);
   });
+}
+
+/**
+ * MAE's interpolate_pos_embed: a position table [1, extra + s·s, D] of a square s × s grid
+ * resized to `grid` (rows, columns) by bicubic interpolation (align_corners false); the first
+ * `numExtraTokens` rows (CLS) are kept as they are.
+ */
+export function interpolatePosEmbed(posEmbed: Tensor, grid: readonly [number, number], numExtraTokens = 1): Tensor {
+  const [, n, d] = posEmbed.shape as [number, number, number];
+  const side = Math.round(Math.sqrt(n - numExtraTokens));
+  if (posEmbed.ndim !== 3 || side * side !== n - numExtraTokens) {
+    throw new RangeError(
+      `interpolatePosEmbed: [${posEmbed.shape.join(', ')}] is not ${numExtraTokens} extra token(s) + a square grid`,
+    );
+  }
+  return tidy(() =>
+    noGrad(() => {
+      const extra = posEmbed.narrow(1, 0, numExtraTokens);
+      const tokens = posEmbed
+        .narrow(1, numExtraTokens, side * side)
+        .reshape(1, side, side, d)
+        .permute(0, 3, 1, 2);
+      const resized = F.interpolate(tokens, { size: [grid[0], grid[1]], mode: 'bicubic', alignCorners: false });
+      return cat([extra, resized.permute(0, 2, 3, 1).flatten(1, 2)], 1).contiguous();
+    }),
+  );
 }

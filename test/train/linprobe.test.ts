@@ -79,9 +79,10 @@ test('LinearProbe: a frozen eval-mode backbone, the CLS feature, only the head s
   tidy(() => {
     const x = T(tx.vit.x);
     assertClose(probe.features(x), tx.vit.token_pre_logits, 'probe feature = normed CLS', 1e-5);
-    // floats pass through the default transform; three steps, the last past warmup
+    // MAE's probe augmentation (crop, flip, normalise) on uint8; three steps, the last past warmup
+    const u8 = torch.randint(0, 256, [3, 3, 24, 24], { dtype: 'uint8' });
     for (let it = 1; it <= 3; it++) {
-      const r = probe.trainStep(x, torch.tensor([0, 3, 4], { dtype: 'int64' }), it);
+      const r = probe.trainStep(u8, torch.tensor([0, 3, 4], { dtype: 'int64' }), it);
       assert.ok(Number.isFinite(r.loss));
     }
     assert.equal(backbone.training, false);

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
 import { VisionTransformer } from '../../src/models/index.js';
-import { initHead, loadPretrainedBackbone } from '../../src/train/index.js';
+import { initHead, interpolatePosEmbed, loadPretrainedBackbone } from '../../src/train/index.js';
 import { assertClose, fixtureVit, T, tx, values } from './fixture.js';
 
 const { tidy, liveTensors, manualSeed } = torch;
@@ -106,8 +106,8 @@ test('loadPretrainedBackbone: a prefix, a differently shaped head dropped, shape
   assert.deepEqual(r2.droppedKeys, ['head.weight', 'head.bias']);
   // any other shape difference is an error naming the key and both shapes
   const bad = new Map(sdict);
-  bad.set('pos_embed', torch.zeros([1, 5, 16]));
-  assert.throws(() => loadPretrainedBackbone(m, bad), /pos_embed: checkpoint \[1, 5, 16\], model \[1, 17, 16\]/);
+  bad.set('pos_embed', torch.zeros([1, 6, 16])); // CLS + 5: no square grid to interpolate from
+  assert.throws(() => loadPretrainedBackbone(m, bad), /pos_embed: checkpoint \[1, 6, 16\], model \[1, 17, 16\]/);
   m.dispose();
   torch.dispose([
     ...sdict.values(),
@@ -115,5 +115,31 @@ test('loadPretrainedBackbone: a prefix, a differently shaped head dropped, shape
     bad.get('pos_embed'),
     prefixed.get('base_encoder.projector.0.weight'),
   ]);
+  assert.equal(liveTensors(), before);
+});
+
+test("interpolatePosEmbed equals MAE's interpolate_pos_embed; loadPretrainedBackbone resizes a 2x2 table", () => {
+  const before = liveTensors();
+  tidy(() => {
+    const pe = T(tx.pos_interp.src);
+    const n = tx.pos_interp.new_size as number;
+    assertClose(interpolatePosEmbed(pe, [n, n]), tx.pos_interp.out, 'bicubic 4x4 -> 6x6', 1e-5);
+    assert.throws(() => interpolatePosEmbed(pe.narrow(1, 0, 16), [n, n]), /square grid/);
+  });
+  const sdict = backboneState();
+  const small = new Map(sdict);
+  const pe2 = torch.keep(torch.randn([1, 5, 16])); // CLS + 2x2 grid
+  small.set('pos_embed', pe2);
+  const m = fixtureVit('token', { load: false });
+  const r = loadPretrainedBackbone(m, small);
+  assert.deepEqual(r.interpolatedKeys, ['pos_embed']);
+  tidy(() => {
+    const want = interpolatePosEmbed(pe2, [4, 4]);
+    assert.deepEqual(values(m.pos_embed), values(want));
+    assert.deepEqual(values(m.pos_embed.narrow(1, 0, 1)), values(pe2.narrow(1, 0, 1)), 'CLS row kept');
+  });
+  assert.throws(() => loadPretrainedBackbone(m, small, { interpolatePosEmbed: false }), /pos_embed: checkpoint/);
+  m.dispose();
+  torch.dispose([...sdict.values(), pe2]);
   assert.equal(liveTensors(), before);
 });
