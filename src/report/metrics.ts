@@ -236,6 +236,8 @@ export function parseMetrics(text: string): RunLog {
         });
         break;
       }
+      case 'start':
+        break; // the run's start: only its time counts (wall time)
       default:
         continue; // unknown kind: ignored, and its time does not count
     }

@@ -157,7 +157,7 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
     charts.push({
       id,
       title: spec.title,
-      svg: lineChart(spec, WIDTH, HEIGHT),
+      svg: lineChart({ id, ...spec }, WIDTH, HEIGHT),
       hasData: hasPoints(spec),
       ...(caption ? { caption } : {}),
     });
@@ -252,6 +252,7 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
         ['kappaPred', '(c) κ pred', C.pred],
       ] as const
     ).map(([k, title, color]) => ({
+      id: `kappa-${k}`,
       title,
       xLabel: 'epoch',
       yLabel: 'κ (epoch mean)',

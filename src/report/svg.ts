@@ -49,6 +49,8 @@ export interface PanelSpec {
   yInclude?: readonly number[];
   /** Integer x ticks only (epochs). */
   xInteger?: boolean;
+  /** Unique within a page (SVG ids are document-wide when several charts are inlined). */
+  id?: string;
   /** Text shown instead of the plot when no series has a drawable point. */
   emptyText?: string;
 }
@@ -394,7 +396,7 @@ export function renderPanel(spec: PanelSpec, box: Box): string {
   );
 
   // Series, clipped to the plot area.
-  const clip = `clip${Math.round(box.x)}_${Math.round(box.y)}_${Math.abs(hash(spec.title))}`;
+  const clip = `clip-${spec.id ?? Math.abs(hash(spec.title))}-${Math.round(box.x)}-${Math.round(box.y)}`;
   out.push(
     `<clipPath id="${clip}"><rect x="${px0 - 4}" y="${py0 - 4}" width="${fmt(px1 - px0 + 8)}" height="${fmt(py1 - py0 + 8)}"/></clipPath>`,
     `<g clip-path="url(#${clip})">`,

@@ -42,6 +42,9 @@ test('pretrain run with a resume and κ: self-contained HTML with every chart, a
 
   const c = charts(page);
   assert.deepEqual([...c.keys()], ['loss', 'lr', 'momentum', 'kappa', 'knn', 'throughput']);
+  const ids = [...page.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+  assert.equal(new Set(ids).size, ids.length, 'element ids are unique in the page');
+  for (const ref of page.matchAll(/url\(#([^)]+)\)/g)) assert.ok(ids.includes(ref[1]), `url(#${ref[1]}) resolves`);
   assert.equal((page.match(/<svg/g) ?? []).length, 6, 'one <svg per chart');
   for (const [id, svg] of c) {
     const paths = dataPaths(svg);
@@ -131,8 +134,8 @@ test('the wall time leaves out the downtime before a resume', () => {
   );
   assert.ok(log.superseded >= 6);
   assert.ok(!log.steps.some((s) => s.loss === 99), 'the killed run’s superseded steps are gone');
-  // 25 steps of 1 s before the kill (the first step starts the clock), 20 after the resume
-  assert.equal(log.wallSeconds, 25 - 1 + 20);
+  // from the start record: 25 steps of 1 s before the kill, 20 after the resume
+  assert.equal(log.wallSeconds, 25 + 20);
 });
 
 test('n = 1 (no κ): the κ chart says "no data", no kappa.png, no crash', async () => {
