@@ -168,7 +168,13 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
 
   // Loss: per step with the epoch mean over each epoch's steps (and eval loss when logged).
   const epochSpans = [...agg.values()].sort((a, b) => a.epoch - b.epoch);
-  const span = (a: EpochAgg) => (a.x1 > a.x0 ? ([a.x0, a.x1] as const) : ([a.x0 - 0.5, a.x1 + 0.5] as const));
+  // An epoch's segment runs from its first logged step to the next epoch's first (the last one to
+  // its last step), so the epoch means read as one stepped line.
+  const span = (a: EpochAgg): readonly [number, number] => {
+    const next = agg.get(a.epoch + 1);
+    const end = next && next.x0 > a.x1 ? next.x0 : a.x1;
+    return end > a.x0 ? [a.x0, end] : [a.x0 - 0.5, a.x0 + 0.5];
+  };
   if (haveSteps) {
     const meanLoss = epochSpans
       .map((a) => ({ a, v: epochRec.get(a.epoch)?.loss ?? a.loss }))
@@ -439,7 +445,7 @@ function summarise(log: RunLog, config: Config): Summary[] {
     out.push({
       label: 'best kNN top-1',
       value: `${knn.v.toFixed(2)}%`,
-      note: `epoch ${knn.epoch}${last && last.epoch !== knn.epoch ? `; last ${last.knnTop1!.toFixed(2)}%` : ''}`,
+      note: `epoch ${knn.epoch}${last && last.knnTop1 !== knn.v ? `; last ${last.knnTop1!.toFixed(2)}%` : ''}`,
     });
   }
   const top1 = bestOf(log.evals, (e) => e.top1);
