@@ -1,53 +1,72 @@
 #!/usr/bin/env node
-// The `mmoco` command.
-import { runDemo } from './demo.js';
+// The `mmoco` command: dispatches to src/cli/commands/*. Exit status: 0 done, 1 failed, 2 bad
+// usage or config, 3 the training diverged (non-finite loss).
+import { ConfigError } from '../train/schema.js';
+import { TrainingDiverged } from '../train/run-dir.js';
+import { UsageError } from './commands/common.js';
 
-const USAGE = `usage: mmoco <command> [options]
+const USAGE = `usage: mmoco <command> [options]      (mmoco <command> --help lists every option)
 
 commands:
-  demo [--steps N]   train a small MLP with the engine and print its loss falling
-  info               libtorch version, threads, BLAS and devices
-  help               this text`;
+  demo       pre-train M-MoCo on a built-in default for a few minutes, then kNN + linear probe
+             against a random ViT, and a report
+  pretrain   pre-train a ViT with Masked MoCo / Masked BYOL (MoCo v3 / BYOL with n = m = 1)
+  knn        weighted-kNN accuracy of a backbone's features
+  linprobe   linear probe on frozen features (MAE protocol: BN + linear, LARS)
+  finetune   fine-tune end to end (MAE recipe: layer decay, mixup/cutmix, RandAugment, drop path)
+  report     write the HTML report (and PNG charts) of a run
+  flops      the FLOP table of a configuration (Figure 3(a))
+  export     write a run's backbone in timm's names as safetensors
+  info       the engine (libtorch, threads, BLAS, devices), or what a checkpoint holds
+  help       this text`;
+
+type Command = (argv: readonly string[]) => number | Promise<number>;
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./commands/demo.js')).demoCommand,
+  pretrain: async () => (await import('./commands/pretrain.js')).pretrainCommand,
+  knn: async () => (await import('./commands/knn.js')).knnCommand,
+  linprobe: async () => (await import('./commands/classify.js')).linprobeCommand,
+  finetune: async () => (await import('./commands/classify.js')).finetuneCommand,
+
+  flops: async () => (await import('./commands/flops.js')).flopsCommand,
+  export: async () => (await import('./commands/checkpoint.js')).exportCommand,
+  info: async () => (await import('./commands/checkpoint.js')).infoCommand,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'demo': {
-      const i = rest.indexOf('--steps');
-      const steps = i >= 0 ? Number(rest[i + 1]) : undefined;
-      if (steps !== undefined && (!Number.isInteger(steps) || steps < 1)) {
-        console.error(`mmoco demo: --steps must be a positive integer, got ${rest[i + 1]}`);
-        return 2;
-      }
-      runDemo({ steps });
-      return 0;
-    }
-    case 'info': {
-      const torch = await import('../torch/index.js');
-      console.log(
-        JSON.stringify(
-          {
-            ...torch.buildInfo(),
-            threads: torch.getNumThreads(),
-            blas: torch.blasInfo(),
-            cuda: torch.cuda.isAvailable() ? torch.cuda.deviceCount() : 0,
-          },
-          null,
-          2,
-        ),
-      );
-      return 0;
-    }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return 0;
-    default:
-      console.error(`mmoco: unknown command '${cmd}'\n\n${USAGE}`);
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  const load = COMMANDS[cmd];
+  if (!load) {
+    console.error(`mmoco: unknown command '${cmd}'\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await (
+      await load()
+    )(rest);
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError) {
+      console.error(`mmoco ${cmd}: ${e.message}`);
       return 2;
+    }
+    if (e instanceof TrainingDiverged) {
+      console.error(`mmoco ${cmd}: ${e.message}`);
+      return 3;
+    }
+    console.error(`mmoco ${cmd}: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.MMOCO_DEBUG && e instanceof Error) console.error(e.stack);
+    return 1;
   }
 }
 
 process.exitCode = await main(process.argv.slice(2));
+// decode workers and prefetching must not keep a finished command alive
+if (process.exitCode !== undefined) {
+  const { closeDecodePool } = await import('../data/index.js');
+  await closeDecodePool();
+}

@@ -1,0 +1,72 @@
+// `mmoco flops`: the analytic cost of a configuration (src/ssl/flops.ts): backbone forward per
+// image for n and m chunks, the heads, one training step, and Figure 3(a)'s table.
+import { figure3aTable, formatFigure3a, formatMacs, trainStepMacs, vitForwardMacs } from '../../ssl/flops.js';
+import type { VitFlopConfig } from '../../ssl/flops.js';
+import { commandHelp, resolveCommand } from './common.js';
+
+const PRESET_DIMS: Record<string, { dim: number; heads: number }> = {
+  vit_tiny: { dim: 192, heads: 3 },
+  vit_small: { dim: 384, heads: 6 },
+  vit_base: { dim: 768, heads: 12 },
+};
+
+export async function flopsCommand(argv: readonly string[]): Promise<number> {
+  const r = resolveCommand('flops', argv, { positional: 0 });
+  if (r.help) {
+    console.log(
+      commandHelp(
+        'flops',
+        'mmoco flops [--model vit_small --img-size 224 --patch-size 16 --num-chunks 8 --target-chunks 1]',
+        'Prints the multiply-accumulates (MACs) of a configuration and FLOPs = 2 × MACs\n' +
+          '(matrix products only, as fvcore and timm count them).',
+      ),
+    );
+    return 0;
+  }
+  const c = r.config;
+  const p = PRESET_DIMS[c.model]!;
+  const vit: VitFlopConfig = {
+    imgSize: c.imgSize,
+    patchSize: c.patchSize,
+    dim: p.dim,
+    depth: 12,
+    heads: c.numHeads ?? p.heads,
+    classAttnBlocks: c.classAttention ? 2 : 0,
+  };
+  const N = Math.floor(c.imgSize / c.patchSize) ** 2;
+  for (const [k, v] of [
+    ['numChunks', c.numChunks],
+    ['targetChunks', c.targetChunks],
+  ] as const) {
+    if (v > N)
+      throw new RangeError(`--${k === 'numChunks' ? 'num-chunks' : 'target-chunks'} ${v}: more than the ${N} patches`);
+  }
+  const heads = {
+    projector: { layers: 3, hidden: c.projHiddenDim, out: c.projOutDim },
+    predictor: { layers: 2, hidden: c.predHiddenDim, out: c.projOutDim },
+  };
+  const f1 = vitForwardMacs(vit, 1);
+  const fn = vitForwardMacs(vit, c.numChunks);
+  const step1 = trainStepMacs({ vit, numChunks: 1, targetChunks: 1, ...heads });
+  const step = trainStepMacs({ vit, numChunks: c.numChunks, targetChunks: c.targetChunks, ...heads });
+  const lines = [
+    `${c.model}/${c.patchSize} at ${c.imgSize}px: ${N} patches, dim ${p.dim}, depth 12` +
+      (c.classAttention ? ', 2 class-attention blocks' : ''),
+    'convention: MACs of the matrix products (fvcore/timm); FLOPs = 2 × MACs',
+    '',
+    `backbone forward per image, n = 1:            ${formatMacs(f1.total)}`,
+    `backbone forward per image, n = ${String(c.numChunks).padEnd(2)} (${fn.tokensPerChunk} tokens/chunk): ${formatMacs(fn.total)}`,
+    `  patch embed ${formatMacs(fn.patchEmbed)}, attention projections ${formatMacs(fn.attnProj)},`,
+    `  attention N² part ${formatMacs(fn.attnMatmul)}, MLP ${formatMacs(fn.mlp)}` +
+      (fn.classAttn ? `, class attention ${formatMacs(fn.classAttn)}` : ''),
+    '',
+    `training step per image (n = ${c.numChunks}, m = ${c.targetChunks}; online fwd+bwd = 3 × fwd, target fwd):`,
+    `  online forward ${formatMacs(step.onlineForward)}, target forward ${formatMacs(step.targetForward)}`,
+    `  total ${formatMacs(step.total)}  (n = m = 1: ${formatMacs(step1.total)}; ratio ${(step.total / step1.total).toFixed(3)})`,
+    '',
+    'Figure 3(a): MACs relative to n = 1 (one CLS per chunk, remainder dropped)',
+    formatFigure3a(figure3aTable(vit, Math.min(c.maxChunks, N))),
+  ];
+  console.log(lines.join('\n'));
+  return 0;
+}

@@ -1,0 +1,60 @@
+// `mmoco pretrain`: the config, a progress bar on a TTY (a line per epoch otherwise), the run.
+import { pretrain } from '../../train/pretrain.js';
+import { ProgressBar, formatSeconds } from '../progress.js';
+import { commandHelp, defaultOut, resolveCommand } from './common.js';
+
+export const PRETRAIN_USAGE = 'mmoco pretrain [--config <preset>] [--data <folder>] [--out <run>] [options]';
+
+export async function pretrainCommand(argv: readonly string[]): Promise<number> {
+  const r = resolveCommand('pretrain', argv, { positional: 0 });
+  if (r.help) {
+    console.log(
+      commandHelp(
+        'pretrain',
+        PRETRAIN_USAGE,
+        'Pre-trains a ViT with Masked MoCo / Masked BYOL (n = m = 1: MoCo v3 / BYOL). Writes config.json,\n' +
+          'metrics.jsonl and a checkpoint each epoch to the run folder; run the same command again to resume.',
+      ),
+    );
+    return 0;
+  }
+  const cfg = { ...r.config, out: defaultOut(r.config.out, r.preset, 'pretrain') };
+  const bar = new ProgressBar();
+  const t0 = Date.now();
+  const result = await pretrain(cfg, {
+    log: (m) => {
+      bar.clear();
+      console.error(m);
+    },
+    onStep: (s) => {
+      const done = s.batch + 1;
+      const eta = ((Date.now() - t0) / 1000 / (s.step + 1)) * (s.batches - done);
+      bar.update(
+        done,
+        s.batches,
+        `epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} ` +
+          `${s.imagesPerSec.toFixed(1)} img/s eta ${formatSeconds(eta)}`,
+      );
+    },
+    onEpoch: (e) => {
+      bar.clear();
+      const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;
+      console.error(
+        `epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)}${knn} ${e.imagesPerSec.toFixed(1)} img/s ${formatSeconds(e.wallS)}`,
+      );
+    },
+  });
+  result.model.dispose();
+  console.log(
+    JSON.stringify({
+      run: result.dir,
+      epochs: result.epochs,
+      steps: result.steps,
+      knnTop1: result.knnTop1,
+      imagesPerSec: result.imagesPerSec,
+      wallS: Math.round(result.wallS * 10) / 10,
+      resumedFrom: result.resumedFrom,
+    }),
+  );
+  return 0;
+}

@@ -1,0 +1,224 @@
+// `mmoco linprobe` and `mmoco finetune` runs: the epoch loop around LinearProbe / Finetuner with
+// the run folder of pre-training — config.json, metrics.jsonl (step and eval records), a
+// checkpoint each epoch with automatic resume, top-1/top-5 on the validation split each epoch,
+// and (fine-tuning) the best model kept as best.safetensors in timm's names.
+import { join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { loadCheckpoint, saveCheckpoint } from '../torch/io/checkpoint.js';
+import * as safetensors from '../torch/io/safetensors.js';
+import type { VisionTransformer } from '../models/index.js';
+import { buildBackbone } from './backbone.js';
+import type { FinetuneConfig, LinprobeConfig } from './config.js';
+import { makeLoader, openData, sampled } from './data.js';
+import { Finetuner } from './finetune.js';
+import { LinearProbe } from './linprobe.js';
+import { loadPretrainedBackbone } from './pretrained.js';
+import { RunDir, TrainingDiverged, configMismatch } from './run-dir.js';
+import { ConfigError } from './schema.js';
+import { readBackboneWeights } from './weights.js';
+
+const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData'];
+
+export interface ClassifyHooks {
+  log?: (message: string) => void;
+  onStep?: (s: { epoch: number; step: number; batch: number; batches: number; loss: number; lr: number }) => void;
+  onEpoch?: (e: { epoch: number; epochs: number; loss: number; top1: number; top5: number; wallS: number }) => void;
+}
+
+export interface ClassifyResult {
+  dir: string;
+  top1: number;
+  top5: number;
+  bestTop1: number;
+  epochs: number;
+  resumedFrom: number | null;
+  wallS: number;
+  /** where the weights came from ('random init' without a checkpoint) */
+  weights: string;
+}
+
+type Kind = 'linprobe' | 'finetune';
+
+/** The ViT of a linprobe/finetune config, with the pre-trained weights when a checkpoint is given. */
+function backboneOf(
+  c: LinprobeConfig | FinetuneConfig,
+  extra: Parameters<typeof buildBackbone>[1],
+  log: (m: string) => void,
+): { vit: VisionTransformer; weights: string } {
+  torch.manualSeed(c.seed);
+  if (!c.checkpoint) {
+    log('no checkpoint: a randomly initialised ViT (the baseline)');
+    return { vit: buildBackbone(c, extra), weights: 'random init' };
+  }
+  const w = readBackboneWeights(c.checkpoint);
+  const vit = buildBackbone({ ...c, ...w.arch }, extra);
+  try {
+    const r = loadPretrainedBackbone(vit, w.tensors);
+    if (r.unexpectedKeys.length) log(`ignored checkpoint keys: ${r.unexpectedKeys.join(', ')}`);
+  } finally {
+    for (const t of w.tensors.values()) t.dispose();
+  }
+  return { vit, weights: w.source };
+}
+
+export async function runClassification(
+  kind: Kind,
+  cfg: LinprobeConfig | FinetuneConfig,
+  hooks: ClassifyHooks = {},
+): Promise<ClassifyResult> {
+  const log = hooks.log ?? ((m: string) => console.error(m));
+  const out = cfg.out ?? `runs/${kind}`;
+  if (!(cfg.warmupEpochs < cfg.epochs)) {
+    throw new ConfigError(`warmupEpochs (${cfg.warmupEpochs}) must be less than epochs (${cfg.epochs})`);
+  }
+  if (cfg.threads !== null) torch.setNumThreads(cfg.threads);
+  const data = openData(cfg.data, cfg.valData);
+  if (!data.val) throw new ConfigError(`${data.name}: no validation split (give --val-data)`);
+  const train = sampled(data.train, cfg.trainSamples, cfg.seed);
+  const loader = makeLoader(train, cfg, { shuffle: true, dropLast: true });
+  const valLoader = makeLoader(data.val, cfg, { shuffle: false, dropLast: false });
+  const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
+  if (batches < 1) throw new Error(`${data.name}: ${train.length} images make no full batch of ${cfg.batchSize}`);
+  const numClasses = train.classes.length;
+  const run = new RunDir(out);
+
+  let trainer: LinearProbe | Finetuner;
+  let weights: string;
+  if (kind === 'linprobe') {
+    const c = cfg as LinprobeConfig;
+    const b = backboneOf(c, {}, log);
+    weights = b.weights;
+    b.vit.to(c.device);
+    trainer = new LinearProbe(b.vit, {
+      numClasses,
+      itersPerEpoch: batches,
+      epochs: c.epochs,
+      warmupEpochs: c.warmupEpochs,
+      blr: c.blr,
+      batchSize: c.batchSize,
+      weightDecay: c.weightDecay,
+    });
+  } else {
+    const c = cfg as FinetuneConfig;
+    const b = backboneOf(c, { numClasses, globalPool: c.globalPool, dropPathRate: c.dropPath }, log);
+    weights = b.weights;
+    b.vit.to(c.device);
+    trainer = new Finetuner(b.vit, {
+      itersPerEpoch: batches,
+      epochs: c.epochs,
+      warmupEpochs: c.warmupEpochs,
+      blr: c.blr,
+      batchSize: c.batchSize,
+      weightDecay: c.weightDecay,
+      layerDecay: c.layerDecay,
+      betas: c.betas as [number, number],
+      labelSmoothing: c.smoothing,
+      mixup: c.mixup > 0 || c.cutmix > 0 ? { mixupAlpha: c.mixup, cutmixAlpha: c.cutmix } : null,
+      augmentation: {
+        size: c.imgSize,
+        randAugment: c.randAugment,
+        erasing: c.reprob > 0 ? { probability: c.reprob } : null,
+      },
+    });
+  }
+  const modules: Record<string, torch.nn.Module> =
+    trainer instanceof LinearProbe ? { head: trainer.head } : { model: trainer.model };
+  const stateful = { optimizer: trainer.optimizer };
+  const config = { command: kind, ...cfg };
+
+  let startEpoch = 0;
+  let step = 0;
+  let best = -1;
+  let resumedFrom: number | null = null;
+  const ckpt = run.checkpoint();
+  if (ckpt) {
+    const saved = run.readConfig();
+    const diff = saved ? configMismatch(saved, config, FREE_KEYS) : [];
+    if (diff.length) {
+      throw new Error(`${out}: holds a run with a different config (${diff.join(', ')}); use another --out`);
+    }
+    const p = loadCheckpoint(ckpt, { modules, stateful });
+    startEpoch = Number(p.epoch) + 1;
+    step = Number(p.step);
+    best = Number(p.bestTop1);
+    resumedFrom = startEpoch;
+    run.truncateMetrics(Number(p.metricsLength));
+    run.log({ kind: 'resume', epoch: startEpoch, step });
+    log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
+  } else {
+    run.writeConfig(config);
+    run.resetMetrics();
+    run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, weights });
+  }
+  log(
+    `${kind} ${weights} on ${data.name} (${train.length} images, ${numClasses} classes, ${batches} steps/epoch) → ${out}`,
+  );
+
+  const t0 = performance.now();
+  let last = { top1: NaN, top5: NaN };
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    const te = performance.now();
+    let i = 0;
+    let lossSum = 0;
+    for await (const batch of loader.epoch(epoch)) {
+      if (i >= batches) {
+        torch.dispose([batch.images, batch.labels]);
+        break;
+      }
+      let r: { loss: number; lr: number };
+      try {
+        r = trainer.trainStep(batch.images, batch.labels, step);
+      } catch (e) {
+        const m = /loss is (\S+) at iteration/.exec((e as Error).message);
+        if (!m) throw e;
+        run.log({ kind: 'stop', reason: `loss ${m[1]}`, epoch, step });
+        throw new TrainingDiverged(step, epoch, Number(m[1]), run.checkpoint());
+      } finally {
+        torch.dispose([batch.images, batch.labels]);
+      }
+      if (step % cfg.logEvery === 0) run.log({ kind: 'step', epoch, step, loss: r.loss, lr: r.lr });
+      hooks.onStep?.({ epoch, step, batch: i, batches, ...r });
+      lossSum += r.loss;
+      step++;
+      i++;
+    }
+    const ev = await trainer.evaluate(valLoader);
+    last = { top1: ev.top1, top5: ev.top5 };
+    const wallS = (performance.now() - te) / 1000;
+    run.log({
+      kind: 'eval',
+      epoch,
+      top1: ev.top1,
+      top5: ev.top5,
+      loss: ev.loss,
+      trainLoss: lossSum / Math.max(1, i),
+      wallS,
+    });
+    if (ev.top1 > best) {
+      best = ev.top1;
+      if (trainer instanceof Finetuner)
+        safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
+          epoch: String(epoch),
+          top1: String(ev.top1),
+        });
+    }
+    saveCheckpoint(run.checkpointDir, {
+      modules,
+      stateful,
+      progress: { epoch, step, bestTop1: best, metricsLength: run.metricsLength() },
+    });
+    hooks.onEpoch?.({ epoch, epochs: cfg.epochs, loss: lossSum / Math.max(1, i), top1: ev.top1, top5: ev.top5, wallS });
+  }
+  const result: ClassifyResult = {
+    dir: out,
+    ...last,
+    bestTop1: best,
+    epochs: cfg.epochs,
+    resumedFrom,
+    wallS: (performance.now() - t0) / 1000,
+    weights,
+  };
+  (trainer instanceof LinearProbe ? trainer.backbone : trainer.model).dispose();
+  if (trainer instanceof LinearProbe) trainer.head.dispose();
+  return result;
+}

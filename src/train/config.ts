@@ -1,0 +1,297 @@
+// The run configurations of the commands: one schema per command (keys in camelCase, the paper's
+// and timm's names where they exist; flags are the same keys in kebab case), and the presets in
+// configs/ (JSON: {"command": ..., "description": ..., "extends"?: ..., <keys>}).
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, applySets, defaults, overlay, type Infer, type Schema } from './schema.js';
+
+const MODELS = ['vit_tiny', 'vit_small', 'vit_base'] as const;
+
+/** Where the images come from and where the run goes: shared by every training command. */
+const RUN = {
+  data: {
+    type: 'string',
+    default: null,
+    nullable: true,
+    doc: "image folder (ImageFolder; with train/ and val/ or test/ sub-folders), a CIFAR binary folder, or 'fashion-mnist' / 'synthetic'",
+  },
+  valData: {
+    type: 'string',
+    default: null,
+    nullable: true,
+    doc: "validation images (default: <data>/val or <data>/test, or the data set's test split)",
+  },
+  out: { type: 'string', default: null, nullable: true, doc: 'run folder (default: runs/<config or command>)' },
+  loadSize: {
+    type: 'int',
+    default: null,
+    nullable: true,
+    min: 1,
+    doc: 'resize the shorter side to this and centre-crop square when decoding (default: images as stored)',
+  },
+  trainSamples: {
+    type: 'int',
+    default: null,
+    nullable: true,
+    min: 1,
+    doc: 'use a seeded subset of this many training images (default: all)',
+  },
+  seed: { type: 'int', default: 0, min: 0, doc: 'seed of the data order, augmentations, masks and init' },
+  workers: { type: 'int', default: 2, min: 1, doc: 'image decoding worker processes' },
+  threads: { type: 'int', default: null, nullable: true, min: 1, doc: 'libtorch threads (default: the cores)' },
+  device: { type: 'enum', values: ['cpu', 'cuda'], default: 'cpu', doc: 'where the model runs' },
+  maxStepsPerEpoch: {
+    type: 'int',
+    default: null,
+    nullable: true,
+    min: 1,
+    doc: 'cut every epoch to this many steps (quick runs; the schedules follow the cut epoch)',
+  },
+  logEvery: { type: 'int', default: 1, min: 1, doc: 'write a step line to metrics.jsonl every this many steps' },
+} as const satisfies Schema;
+
+const MODEL = {
+  model: {
+    type: 'enum',
+    values: MODELS,
+    default: 'vit_small',
+    doc: 'ViT preset: tiny 192-d/3 heads, small 384-d/6, base 768-d/12, depth 12',
+  },
+  imgSize: { type: 'int', default: 224, min: 1, doc: 'input side in pixels' },
+  patchSize: { type: 'int', default: 16, min: 1, doc: 'patch side in pixels' },
+  numHeads: { type: 'int', default: null, nullable: true, min: 1, doc: "attention heads (default: the preset's)" },
+  depth: { type: 'int', default: null, nullable: true, min: 1, doc: "blocks (default: the preset's 12)" },
+  embedDim: { type: 'int', default: null, nullable: true, min: 1, doc: "token width (default: the preset's)" },
+} as const satisfies Schema;
+
+const KNN = {
+  knnK: { type: 'int', default: 20, min: 1, doc: 'kNN: neighbours' },
+  knnT: { type: 'number', default: 0.07, positive: true, doc: 'kNN: temperature of the vote weights exp(sim/T)' },
+  knnTrainSamples: {
+    type: 'int',
+    default: null,
+    nullable: true,
+    min: 1,
+    doc: 'kNN: seeded subset of the training images as the memory bank (default: all)',
+  },
+  knnValSamples: {
+    type: 'int',
+    default: null,
+    nullable: true,
+    min: 1,
+    doc: 'kNN: seeded subset of the validation images (default: all)',
+  },
+} as const satisfies Schema;
+
+export const PRETRAIN_SCHEMA = {
+  ...RUN,
+  ...MODEL,
+  method: { type: 'enum', values: ['mmoco', 'mbyol'], default: 'mmoco', doc: 'M-MoCo (InfoNCE) or M-BYOL' },
+  numChunks: { type: 'int', default: 8, min: 1, doc: 'n: chunks per online view (1 = MoCo v3 / BYOL)' },
+  targetChunks: { type: 'int', default: 1, min: 1, doc: 'm: chunks per target view, combined by spherical mean' },
+  headNorm: { type: 'enum', values: ['bn', 'ln'], default: 'bn', doc: 'norm of the projector and predictor' },
+  classAttention: { type: 'bool', default: false, doc: 'two class-attention blocks before the projector' },
+  projHiddenDim: { type: 'int', default: 4096, min: 1, doc: 'projector hidden width' },
+  projOutDim: { type: 'int', default: 256, min: 1, doc: 'projector (and predictor) output width' },
+  predHiddenDim: { type: 'int', default: 4096, min: 1, doc: 'predictor hidden width' },
+  augmentation: {
+    type: 'enum',
+    values: ['strong', 'medium', 'light'],
+    default: 'light',
+    doc: 'pre-training augmentation (§4.1)',
+  },
+  cropMin: { type: 'number', default: 0.08, min: 0, max: 1, doc: 'smallest RandomResizedCrop area' },
+  epochs: { type: 'int', default: 100, min: 1, doc: 'training epochs' },
+  batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
+  blr: { type: 'number', default: 1.5e-4, positive: true, doc: 'base learning rate: lr = blr × batch / 256' },
+  warmupEpochs: { type: 'number', default: 10, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: 0.1, min: 0, doc: 'AdamW weight decay' },
+  betas: { type: 'numbers', length: 2, default: [0.9, 0.95], doc: 'AdamW betas' },
+  temperature: { type: 'number', default: 0.2, positive: true, doc: 'InfoNCE temperature τ' },
+  momentum: {
+    type: 'number',
+    default: null,
+    nullable: true,
+    min: 0,
+    max: 1,
+    doc: 'base EMA momentum m0, rising to 1 by half-cosine (default: 0.99 mmoco, 0.996 mbyol)',
+  },
+  stopGradConv1: { type: 'bool', default: true, doc: "freeze the patch embedding (MoCo v3's stop-grad)" },
+  clipGrad: { type: 'number', default: null, nullable: true, positive: true, doc: 'clip gradients to this L2 norm' },
+  knnEvery: { type: 'int', default: 1, min: 0, doc: 'kNN monitor every this many epochs (0: never)' },
+  ...KNN,
+} as const satisfies Schema;
+
+export const KNN_SCHEMA = {
+  ...RUN,
+  checkpoint: {
+    type: 'string',
+    default: null,
+    nullable: true,
+    doc: 'pre-trained weights: a run folder, a checkpoint folder or a backbone .safetensors (none: random init)',
+  },
+  ...MODEL,
+  batchSize: { type: 'int', default: 256, min: 1, doc: 'images per feature batch' },
+  ...KNN,
+} as const satisfies Schema;
+
+export const LINPROBE_SCHEMA = {
+  ...RUN,
+  checkpoint: KNN_SCHEMA.checkpoint,
+  ...MODEL,
+  epochs: { type: 'int', default: 90, min: 1, doc: 'training epochs' },
+  batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
+  blr: { type: 'number', default: 0.1, positive: true, doc: 'base learning rate (MAE: 0.1): lr = blr × batch / 256' },
+  warmupEpochs: { type: 'number', default: 10, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: 0, min: 0, doc: 'LARS weight decay' },
+} as const satisfies Schema;
+
+export const FINETUNE_SCHEMA = {
+  ...RUN,
+  checkpoint: KNN_SCHEMA.checkpoint,
+  ...MODEL,
+  globalPool: {
+    type: 'enum',
+    values: ['avg', 'token'],
+    default: 'avg',
+    doc: 'classify the mean patch token (fc-norm) or CLS',
+  },
+  epochs: { type: 'int', default: 100, min: 1, doc: 'training epochs' },
+  batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
+  blr: { type: 'number', default: 5e-4, positive: true, doc: 'base learning rate: lr = blr × batch / 256' },
+  layerDecay: { type: 'number', default: 0.65, positive: true, max: 1, doc: 'layer-wise lr decay' },
+  warmupEpochs: { type: 'number', default: 5, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: 0.05, min: 0, doc: 'AdamW weight decay' },
+  betas: { type: 'numbers', length: 2, default: [0.9, 0.999], doc: 'AdamW betas' },
+  dropPath: { type: 'number', default: 0.1, min: 0, max: 1, doc: 'stochastic depth rate' },
+  mixup: { type: 'number', default: 0.8, min: 0, doc: 'mixup alpha (0: off)' },
+  cutmix: { type: 'number', default: 1.0, min: 0, doc: 'cutmix alpha (0: off)' },
+  smoothing: { type: 'number', default: 0.1, min: 0, max: 1, doc: 'label smoothing' },
+  randAugment: {
+    type: 'string',
+    default: 'rand-m9-mstd0.5-inc1',
+    nullable: true,
+    doc: 'timm RandAugment config (null: none)',
+  },
+  reprob: { type: 'number', default: 0.25, min: 0, max: 1, doc: 'random erasing probability' },
+} as const satisfies Schema;
+
+export const FLOPS_SCHEMA = {
+  ...MODEL,
+  numChunks: PRETRAIN_SCHEMA.numChunks,
+  targetChunks: PRETRAIN_SCHEMA.targetChunks,
+  classAttention: PRETRAIN_SCHEMA.classAttention,
+  method: PRETRAIN_SCHEMA.method,
+  projHiddenDim: PRETRAIN_SCHEMA.projHiddenDim,
+  projOutDim: PRETRAIN_SCHEMA.projOutDim,
+  predHiddenDim: PRETRAIN_SCHEMA.predHiddenDim,
+  maxChunks: { type: 'int', default: 10, min: 1, doc: 'rows of the Figure 3(a) table (n = 1 … this)' },
+} as const satisfies Schema;
+
+export type PretrainConfig = Infer<typeof PRETRAIN_SCHEMA>;
+export type KnnConfig = Infer<typeof KNN_SCHEMA>;
+export type LinprobeConfig = Infer<typeof LINPROBE_SCHEMA>;
+export type FinetuneConfig = Infer<typeof FINETUNE_SCHEMA>;
+export type FlopsConfig = Infer<typeof FLOPS_SCHEMA>;
+
+export const SCHEMAS = {
+  pretrain: PRETRAIN_SCHEMA,
+  knn: KNN_SCHEMA,
+  linprobe: LINPROBE_SCHEMA,
+  finetune: FINETUNE_SCHEMA,
+  flops: FLOPS_SCHEMA,
+} as const;
+export type ConfigCommand = keyof typeof SCHEMAS;
+
+/** The configs/ folder of the package. */
+export function presetDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'configs')) && existsSync(join(dir, 'package.json'))) return join(dir, 'configs');
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('the configs/ folder of mmoco was not found');
+    dir = parent;
+  }
+}
+
+export interface PresetInfo {
+  name: string;
+  command: ConfigCommand;
+  description: string;
+}
+
+/** The presets in configs/, by name. */
+export function listPresets(): PresetInfo[] {
+  const dir = presetDir();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => {
+      const j = readJson(join(dir, f));
+      return { name: f.slice(0, -5), command: j.command as ConfigCommand, description: String(j.description ?? '') };
+    });
+}
+
+function readJson(path: string): Record<string, unknown> {
+  let j: unknown;
+  try {
+    j = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError(`${path}: not a readable JSON file: ${(e as Error).message}`);
+  }
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new ConfigError(`${path}: must be a JSON object`);
+  return j as Record<string, unknown>;
+}
+
+/** A preset's path: a name in configs/ or a path to a .json file. */
+export function presetPath(nameOrPath: string): string {
+  if (nameOrPath.endsWith('.json') || nameOrPath.includes('/')) {
+    const p = resolve(nameOrPath);
+    if (!existsSync(p)) throw new ConfigError(`config file not found: ${nameOrPath}`);
+    return p;
+  }
+  const p = join(presetDir(), `${nameOrPath}.json`);
+  if (!existsSync(p)) {
+    const names = listPresets().map((x) => x.name);
+    throw new ConfigError(`unknown config preset '${nameOrPath}'; presets: ${names.join(', ')}`);
+  }
+  return p;
+}
+
+/**
+ * A preset's keys for `command`, following `extends` (another preset of the same command).
+ * Meta keys (`command`, `description`, `extends`) are not config keys.
+ */
+export function loadPreset(command: ConfigCommand, nameOrPath: string, seen: string[] = []): Record<string, unknown> {
+  const path = presetPath(nameOrPath);
+  if (seen.includes(path)) throw new ConfigError(`${path}: 'extends' forms a cycle`);
+  const j = readJson(path);
+  if (j.command !== undefined && j.command !== command) {
+    throw new ConfigError(`${path}: this preset is for '${String(j.command)}', not '${command}'`);
+  }
+  const { command: _c, description: _d, extends: ext, ...keys } = j;
+  void _c;
+  void _d;
+  const base = typeof ext === 'string' ? loadPreset(command, ext, [...seen, path]) : {};
+  if (ext !== undefined && typeof ext !== 'string') throw new ConfigError(`${path}: 'extends' must be a preset name`);
+  // validate against the schema here so the error names this file
+  overlay(SCHEMAS[command], defaults(SCHEMAS[command]) as never, keys, path);
+  return { ...base, ...keys };
+}
+
+/**
+ * The config of a run: schema defaults, then the preset (if any), then `flags` (already parsed
+ * values by key), then `--set key=value` texts. Every layer is validated.
+ */
+export function resolveConfig<C extends ConfigCommand>(
+  command: C,
+  o: { preset?: string | null; flags?: Record<string, unknown>; sets?: readonly string[] } = {},
+): Infer<(typeof SCHEMAS)[C]> {
+  const schema = SCHEMAS[command] as Schema;
+  let cfg = defaults(schema);
+  if (o.preset) cfg = overlay(schema, cfg, loadPreset(command, o.preset), `config '${o.preset}'`);
+  if (o.flags) cfg = overlay(schema, cfg, o.flags, 'command line');
+  if (o.sets?.length) cfg = applySets(schema, cfg, o.sets);
+  return cfg as Infer<(typeof SCHEMAS)[C]>;
+}

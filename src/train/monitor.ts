@@ -1,0 +1,77 @@
+// The weighted-kNN monitor of pre-training (and `mmoco knn`): CLS features of the training set
+// (or a seeded subset: the memory bank) and of the validation set from the current backbone,
+// then kNN top-1/top-5 (k = 20, T = 0.07 by default), as DINO's eval_knn.
+import type { Dataset } from '../data/index.js';
+import { transforms } from '../data/index.js';
+import { dispose, type Tensor } from '../torch/index.js';
+import { makeLoader, sampled } from './data.js';
+import { extractFeatures, knnClassifier, type FeatureBackbone } from './knn.js';
+
+export interface KnnMonitorConfig {
+  imgSize: number;
+  batchSize: number;
+  seed: number;
+  workers: number;
+  loadSize: number | null;
+  device: string;
+  knnK: number;
+  knnT: number;
+  knnTrainSamples: number | null;
+  knnValSamples: number | null;
+}
+
+/**
+ * Evaluation preprocessing for a set stored at `side` pixels: images already at the model's
+ * size pass as they are (resize + crop would only blur small images such as CIFAR's), larger
+ * ones are resized to size / 0.875 and centre-cropped (the ImageNet evaluation protocol).
+ */
+export function evalTransformFor(imgSize: number): transforms.EvalTransform {
+  return new transforms.EvalTransform({ size: imgSize });
+}
+
+export async function knnMonitor(
+  backbone: FeatureBackbone,
+  train: Dataset,
+  val: Dataset,
+  c: KnnMonitorConfig,
+): Promise<{ top1: number; top5: number }> {
+  const bank = sampled(train, c.knnTrainSamples, c.seed);
+  const queries = sampled(val, c.knnValSamples, c.seed);
+  const lc = { ...c, batchSize: Math.max(c.batchSize, 64) };
+  const prep = new StoredSizeTransform(c.imgSize);
+  const a = await extractFeatures(backbone, makeLoader(bank, lc, { shuffle: false, dropLast: false }), {
+    transform: prep,
+    device: c.device,
+  });
+  const b = await extractFeatures(backbone, makeLoader(queries, lc, { shuffle: false, dropLast: false }), {
+    transform: prep,
+    device: c.device,
+  });
+  try {
+    const r = knnClassifier(a.features, a.labels, b.features, b.labels, {
+      k: Math.min(c.knnK, bank.length),
+      temperature: c.knnT,
+      numClasses: train.classes.length,
+    });
+    r.predictions.dispose();
+    return { top1: r.top1, top5: r.top5 };
+  } finally {
+    dispose([a.features, a.labels, b.features, b.labels]);
+  }
+}
+
+/** EvalTransform that skips the resize when the batch already has the model's size. */
+class StoredSizeTransform {
+  private readonly resized: transforms.EvalTransform;
+  private readonly plain: transforms.EvalTransform;
+
+  constructor(readonly size: number) {
+    this.resized = evalTransformFor(size);
+    this.plain = new transforms.EvalTransform({ size, cropPct: 1 });
+  }
+
+  forward(x: Tensor): Tensor {
+    const [h, w] = [x.shape[2]!, x.shape[3]!];
+    return (h === this.size && w === this.size ? this.plain : this.resized).forward(x);
+  }
+}

@@ -1,0 +1,246 @@
+// `mmoco pretrain`: M-MoCo / M-BYOL pre-training as MoCo v3's main_moco.py runs it — AdamW with
+// lr = blr × batch / 256, per-iteration warm-up + half-cosine, momentum rising to 1 by
+// half-cosine, the EMA update inside the step — with the run folder around it: config.json,
+// metrics.jsonl (a step record every `logEvery` steps, an epoch record with the kNN monitor),
+// a checkpoint each epoch (written atomically) and automatic resume from it. A non-finite loss
+// stops the run (TrainingDiverged) with a `stop` record.
+import * as torch from '../torch/index.js';
+import { optim } from '../torch/index.js';
+import { loadCheckpoint, saveCheckpoint } from '../torch/io/checkpoint.js';
+import { buildBackbone } from './backbone.js';
+import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
+import { transforms } from '../data/index.js';
+import type { PretrainConfig } from './config.js';
+import { makeLoader, openData, sampled } from './data.js';
+import { knnMonitor } from './monitor.js';
+import { ConfigError } from './schema.js';
+import { RunDir, TrainingDiverged, configMismatch } from './run-dir.js';
+
+/** Config keys that may change when a run resumes (they do not change what is computed). */
+export const RESUMABLE_FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'knnEvery', 'data', 'valData'];
+
+export interface StepInfo extends TrainStepResult {
+  epoch: number;
+  /** global step (0-based) */
+  step: number;
+  /** step within the epoch (0-based) and steps per epoch */
+  batch: number;
+  batches: number;
+  imagesPerSec: number;
+}
+
+export interface EpochInfo {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  knnTop1: number | null;
+  imagesPerSec: number;
+  wallS: number;
+}
+
+export interface PretrainHooks {
+  /** a message for the user (start, resume, kNN, checkpoint) */
+  log?: (message: string) => void;
+  onStep?: (s: StepInfo) => void;
+  onEpoch?: (e: EpochInfo) => void;
+}
+
+export interface PretrainResult {
+  dir: string;
+  /** epochs finished (all of them unless the run was already complete) */
+  epochs: number;
+  steps: number;
+  resumedFrom: number | null;
+  /** kNN top-1 (%) after the last epoch, null without a validation split */
+  knnTop1: number | null;
+  /** median images/s over the epochs run by this process */
+  imagesPerSec: number;
+  wallS: number;
+  model: MaskedContrastive;
+}
+
+/** The model a config describes (the backbone initialised from the current seed state). */
+export function buildPretrainModel(cfg: PretrainConfig): MaskedContrastive {
+  const backbone = buildBackbone(cfg, { stopGradConv1: cfg.stopGradConv1 });
+  return new MaskedContrastive(backbone, {
+    method: cfg.method,
+    numChunks: cfg.numChunks,
+    targetChunks: cfg.targetChunks,
+    temperature: cfg.temperature,
+    headNorm: cfg.headNorm,
+    classAttention: cfg.classAttention,
+    projector: { hiddenDim: cfg.projHiddenDim, outDim: cfg.projOutDim },
+    predictor: { hiddenDim: cfg.predHiddenDim },
+  });
+}
+
+function median(xs: number[]): number {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): Promise<PretrainResult> {
+  const log = hooks.log ?? ((m: string) => console.error(m));
+  const out = cfg.out ?? 'runs/pretrain';
+  const run = new RunDir(out);
+  if (cfg.threads !== null) torch.setNumThreads(cfg.threads);
+  if (cfg.device === 'cuda' && !torch.cuda.isAvailable()) {
+    throw new Error(
+      "device 'cuda' was asked for, but this libtorch has no CUDA device (build against a CUDA libtorch)",
+    );
+  }
+  if (!(cfg.warmupEpochs < cfg.epochs)) {
+    throw new ConfigError(`warmupEpochs (${cfg.warmupEpochs}) must be less than epochs (${cfg.epochs})`);
+  }
+  const data = openData(cfg.data, cfg.valData);
+  const train = sampled(data.train, cfg.trainSamples, cfg.seed);
+  const loader = makeLoader(train, cfg, { shuffle: true, dropLast: true });
+  const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
+  if (batches < 1) {
+    throw new Error(`${data.name}: ${train.length} training images make no full batch of ${cfg.batchSize}`);
+  }
+
+  torch.manualSeed(cfg.seed);
+  const model = buildPretrainModel(cfg).to(cfg.device);
+  model.train();
+  const opt = new optim.AdamW(model.onlineParameters(), {
+    lr: optim.lrFromBlr(cfg.blr, cfg.batchSize),
+    betas: cfg.betas as [number, number],
+    weightDecay: cfg.weightDecay,
+  });
+  const sched = new optim.WarmupCosine({
+    lr: optim.lrFromBlr(cfg.blr, cfg.batchSize),
+    warmupEpochs: cfg.warmupEpochs,
+    epochs: cfg.epochs,
+    itersPerEpoch: batches,
+  });
+  const aug = transforms.pretrainAugmentation(cfg.augmentation, { size: cfg.imgSize, scale: [cfg.cropMin, 1] });
+  const baseMomentum = cfg.momentum ?? DEFAULT_BASE_MOMENTUM[cfg.method];
+  const config = { command: 'pretrain', ...cfg };
+
+  // ---- resume ----
+  let startEpoch = 0;
+  let step = 0;
+  let resumedFrom: number | null = null;
+  const ckpt = run.checkpoint();
+  if (ckpt) {
+    const saved = run.readConfig();
+    if (saved) {
+      const diff = configMismatch(saved, config, RESUMABLE_FREE_KEYS);
+      if (diff.length) {
+        throw new Error(
+          `${out}: holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(saved[k])} → ${JSON.stringify((config as Record<string, unknown>)[k])}`).join(', ')}); ` +
+            'use another --out, or the same settings to resume',
+        );
+      }
+    }
+    const progress = loadCheckpoint(ckpt, { modules: { model }, stateful: { optimizer: opt } });
+    startEpoch = Number(progress.epoch) + 1;
+    step = Number(progress.step);
+    resumedFrom = startEpoch;
+    run.truncateMetrics(Number(progress.metricsLength));
+    run.log({ kind: 'resume', epoch: startEpoch, step });
+    log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
+  } else {
+    run.writeConfig(config);
+    run.resetMetrics();
+    run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length });
+  }
+  log(
+    `pretrain ${cfg.method} n=${cfg.numChunks} m=${cfg.targetChunks} ${cfg.model}/${cfg.patchSize} ${cfg.imgSize}px ` +
+      `on ${data.name} (${train.length} images, ${batches} steps/epoch, batch ${cfg.batchSize}), ${cfg.epochs} epochs → ${out}`,
+  );
+
+  const t0 = performance.now();
+  const speeds: number[] = [];
+  let knnTop1: number | null = null;
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    const te = performance.now();
+    let lossSum = 0;
+    let i = 0;
+    let tStep = performance.now();
+    for await (const batch of loader.epoch(epoch)) {
+      if (i >= batches) {
+        torch.dispose([batch.images, batch.labels]);
+        break;
+      }
+      const r = torch.tidy(() => {
+        const x = batch.images.to(cfg.device);
+        const { view1, view2 } = aug.forward(x);
+        return trainStep(model, opt, view1, view2, {
+          iter: step,
+          itersPerEpoch: batches,
+          lrSchedule: sched,
+          baseMomentum,
+          ...(cfg.clipGrad !== null ? { clipGradNorm: cfg.clipGrad } : {}),
+        });
+      });
+      torch.dispose([batch.images, batch.labels]);
+      if (!Number.isFinite(r.loss)) {
+        run.log({ kind: 'stop', reason: `loss ${r.loss}`, epoch, step });
+        throw new TrainingDiverged(step, epoch, r.loss, run.checkpoint());
+      }
+      const now = performance.now();
+      const imagesPerSec = (cfg.batchSize * 1000) / (now - tStep);
+      tStep = now;
+      if (step % cfg.logEvery === 0) {
+        run.log({
+          kind: 'step',
+          epoch,
+          step,
+          loss: r.loss,
+          lr: r.lr,
+          momentum: r.momentum,
+          kappaRep: nullIfNaN(r.kappaRep),
+          kappaProj: nullIfNaN(r.kappaProj),
+          kappaPred: nullIfNaN(r.kappaPred),
+          imagesPerSec,
+        });
+      }
+      hooks.onStep?.({ ...r, epoch, step, batch: i, batches, imagesPerSec });
+      lossSum += r.loss;
+      step++;
+      i++;
+    }
+    const trainS = (performance.now() - te) / 1000;
+    const epochSpeed = (i * cfg.batchSize) / trainS;
+    speeds.push(epochSpeed);
+    knnTop1 = null;
+    const last = epoch === cfg.epochs - 1;
+    if (data.val && cfg.knnEvery > 0 && ((epoch + 1) % cfg.knnEvery === 0 || last)) {
+      const k = await knnMonitor(model.base_encoder.backbone, train, data.val, cfg);
+      knnTop1 = k.top1;
+    }
+    const info: EpochInfo = {
+      epoch,
+      epochs: cfg.epochs,
+      loss: lossSum / Math.max(1, i),
+      knnTop1,
+      imagesPerSec: epochSpeed,
+      wallS: (performance.now() - te) / 1000,
+    };
+    run.log({ kind: 'epoch', ...info, skipped: loader.skips(epoch).length });
+    saveCheckpoint(run.checkpointDir, {
+      modules: { model },
+      stateful: { optimizer: opt },
+      progress: { epoch, step, metricsLength: run.metricsLength() },
+    });
+    hooks.onEpoch?.(info);
+  }
+  return {
+    dir: out,
+    epochs: cfg.epochs,
+    steps: step,
+    resumedFrom,
+    knnTop1,
+    imagesPerSec: median(speeds),
+    wallS: (performance.now() - t0) / 1000,
+    model,
+  };
+}
+
+function nullIfNaN(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}

@@ -1,0 +1,285 @@
+// `mmoco pretrain` / `flops` / `export` / `info` as a user runs them (child processes of the
+// built CLI): a tiny M-MoCo run writes its folder; `kill -9` in the middle of an epoch and the
+// same command again continue it with exactly the losses of an uninterrupted run; a diverging
+// run stops with status 3 and names the step; bad configs and data paths are errors that name
+// the key, the value, the allowed values or the path.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as safetensors from '../../src/torch/io/safetensors.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+const tmp = mkdtempSync(join(tmpdir(), 'mmoco-cli-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A ViT small enough for seconds per epoch on 2 cores, on the procedural data set. */
+const TINY = [
+  '--data', 'synthetic', '--model', 'vit_tiny', '--depth', '2', '--embed-dim', '32', '--num-heads', '2',
+  '--img-size', '16', '--patch-size', '4', '--num-chunks', '4', '--batch-size', '16',
+  '--proj-hidden-dim', '32', '--pred-hidden-dim', '32', '--proj-out-dim', '16',
+  '--knn-train-samples', '200', '--knn-val-samples', '100', '--threads', '1', '--workers', '1',
+]; // prettier-ignore
+
+function mmoco(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+interface Rec {
+  kind: string;
+  step?: number;
+  epoch?: number;
+  loss?: number;
+  lr?: number;
+  momentum?: number;
+}
+
+function metrics(dir: string): Rec[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Rec);
+}
+
+const steps = (rs: Rec[]): Rec[] => rs.filter((r) => r.kind === 'step');
+
+test('pretrain: a run folder with config, per-step metrics, kNN per epoch and a checkpoint', () => {
+  const out = join(tmp, 'plain');
+  const r = mmoco([
+    'pretrain',
+    ...TINY,
+    '--epochs',
+    '2',
+    '--warmup-epochs',
+    '1',
+    '--max-steps-per-epoch',
+    '4',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { steps: number; knnTop1: number };
+  assert.equal(summary.steps, 8);
+  const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(cfg.command, 'pretrain');
+  assert.equal(cfg.numChunks, 4);
+  const rs = metrics(out);
+  const st = steps(rs);
+  assert.deepEqual(
+    st.map((s) => s.step),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
+  for (const s of st) {
+    assert.ok(Number.isFinite(s.loss) && Number.isFinite(s.lr) && Number.isFinite(s.momentum));
+    for (const k of ['kappaRep', 'kappaProj', 'kappaPred'])
+      assert.ok((s as unknown as Record<string, unknown>)[k] !== undefined);
+  }
+  // warm-up: lr rises over the first epoch (4 steps), then decays
+  assert.ok(st[1]!.lr! > st[0]!.lr! && st[3]!.lr! > st[1]!.lr! && st[7]!.lr! < st[4]!.lr!);
+  // momentum rises to 1 by half-cosine
+  assert.ok(st[7]!.momentum! > st[0]!.momentum! && st[0]!.momentum! >= 0.99);
+  const epochs = rs.filter((x) => x.kind === 'epoch') as (Rec & { knnTop1: number })[];
+  assert.equal(epochs.length, 2);
+  for (const e of epochs) assert.ok(e.knnTop1 >= 0 && e.knnTop1 <= 100);
+  assert.ok(existsSync(join(out, 'checkpoint', 'state.json')));
+  // the same command again: the run is complete, nothing is trained
+  const again = mmoco([
+    'pretrain',
+    ...TINY,
+    '--epochs',
+    '2',
+    '--warmup-epochs',
+    '1',
+    '--max-steps-per-epoch',
+    '4',
+    '--out',
+    out,
+  ]);
+  assert.equal(again.status, 0, again.stderr);
+  assert.equal(steps(metrics(out)).length, 8);
+});
+
+test('pretrain: kill -9 mid-epoch, the same command resumes and reproduces the uninterrupted losses', async () => {
+  const args = ['--epochs', '3', '--warmup-epochs', '1', '--max-steps-per-epoch', '6'];
+  const ref = join(tmp, 'ref');
+  const r = mmoco(['pretrain', ...TINY, ...args, '--out', ref]);
+  assert.equal(r.status, 0, r.stderr);
+
+  const out = join(tmp, 'killed');
+  const child = spawn(process.execPath, [CLI, 'pretrain', ...TINY, ...args, '--out', out], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  // wait for epoch 0's checkpoint and two steps of epoch 1, then kill
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    const done = existsSync(join(out, 'checkpoint', 'state.json')) && existsSync(join(out, 'metrics.jsonl'));
+    if (done && steps(metrics(out)).some((s) => s.step === 7)) break;
+    if (Date.now() > deadline) throw new Error('the run did not reach epoch 1 in time');
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  child.kill('SIGKILL');
+  await exited;
+  const killedAt = steps(metrics(out)).length;
+  assert.ok(killedAt >= 8 && killedAt < 18, `killed after ${killedAt} steps`);
+
+  const resumed = mmoco(['pretrain', ...TINY, ...args, '--out', out]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming .* at epoch 1 \(step 6\)/);
+  const a = steps(metrics(ref));
+  const b = steps(metrics(out));
+  // the log was cut back to the checkpoint: every step once, in order
+  assert.deepEqual(
+    b.map((s) => s.step),
+    a.map((s) => s.step),
+  );
+  for (let i = 0; i < a.length; i++) {
+    assert.equal(b[i]!.loss, a[i]!.loss, `loss of step ${i}`);
+    assert.equal(b[i]!.lr, a[i]!.lr, `lr of step ${i}`);
+    assert.equal(b[i]!.momentum, a[i]!.momentum, `momentum of step ${i}`);
+  }
+  const kinds = metrics(out).map((x) => x.kind);
+  assert.equal(kinds.filter((k) => k === 'resume').length, 1);
+});
+
+test('pretrain: a loss that becomes non-finite stops the run with status 3, naming the step', () => {
+  const out = join(tmp, 'nan');
+  // an absurd learning rate: the first AdamW step throws the weights to ~1e36 and the next
+  // forward overflows float32
+  const r = mmoco(['pretrain', ...TINY, '--epochs', '2', '--warmup-epochs', '0', '--blr', '1e38', '--out', out]);
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(r.stderr, /the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 0\); the run stopped/);
+  const stop = metrics(out).find((x) => x.kind === 'stop');
+  assert.ok(stop, 'a stop record');
+});
+
+test('bad configs and data paths are errors that name the problem (status 2)', () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ['pretrain', '--data', 'synthetic', '--set', 'numChunk=8'],
+      /unknown key 'numChunk' \(did you mean 'numChunks'\?\)/,
+    ],
+    [
+      ['pretrain', '--data', 'synthetic', '--head-norm', 'gn'],
+      /invalid value "gn" for 'headNorm': expected 'bn', 'ln'/,
+    ],
+    [
+      ['pretrain', '--data', 'synthetic', '--num-chunk', '8'],
+      /unknown key --num-chunk \(did you mean --num-chunks\?\)/,
+    ],
+    [
+      ['pretrain', '--data', 'synthetic', '--set', 'epochs=1.5'],
+      /invalid value "1.5" for 'epochs': expected an integer ≥ 1/,
+    ],
+    [['pretrain', '--config', 'no-such-preset'], /unknown config preset 'no-such-preset'; presets: .*cifar10-vit-tiny/],
+    [['pretrain', '--config', 'finetune-imagenet1k-vit-base'], /is for 'finetune', not 'pretrain'/],
+    [['pretrain', '--data', join(tmp, 'missing-folder')], /data folder not found: .*missing-folder/],
+    [['pretrain'], /no data: set 'data'/],
+    [
+      ['pretrain', '--data', 'synthetic', '--epochs', '2', '--warmup-epochs', '5'],
+      /warmupEpochs \(5\) must be less than epochs \(2\)/,
+    ],
+  ];
+  for (const [args, re] of cases) {
+    const r = mmoco([...args, '--out', join(tmp, 'bad')]);
+    assert.equal(r.status, 2, `${args.join(' ')}: status ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+  }
+  const badPreset = join(tmp, 'bad-preset.json');
+  writeFileSync(badPreset, JSON.stringify({ command: 'pretrain', temprature: 0.1 }));
+  const r = mmoco(['pretrain', '--config', badPreset]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /bad-preset\.json: unknown key 'temprature' \(did you mean 'temperature'\?\)/);
+  // a run folder holding another configuration is not silently overwritten
+  const out = join(tmp, 'plain');
+  const clash = mmoco([
+    'pretrain',
+    ...TINY,
+    '--epochs',
+    '2',
+    '--warmup-epochs',
+    '1',
+    '--num-chunks',
+    '2',
+    '--out',
+    out,
+  ]);
+  assert.equal(clash.status, 1);
+  assert.match(clash.stderr, /holds a run with a different config \(.*numChunks: 4 → 2/);
+});
+
+test('--help lists every option with its default, and the presets', () => {
+  const r = mmoco(['pretrain', '--help']);
+  assert.equal(r.status, 0);
+  for (const line of [
+    /--num-chunks <int> +n: chunks per online view .*\(default: 8\)/,
+    /--target-chunks <int> .*\(default: 1\)/,
+    /--head-norm bn\|ln .*\(default: bn\)/,
+    /--betas a,b +AdamW betas \(default: 0.9,0.95\)/,
+    /--class-attention +two class-attention blocks .*\(default: false\)/,
+    /cifar10-vit-tiny +Small recipe/,
+  ])
+    assert.match(r.stdout, line);
+  for (const cmd of ['knn', 'flops', 'export', 'info']) {
+    const h = mmoco([cmd, '--help']);
+    assert.equal(h.status, 0, cmd);
+    assert.match(h.stdout, /usage: mmoco/);
+  }
+});
+
+test('flops: the issue example prints the ViT-S/16 count and the Figure 3(a) table', () => {
+  const r = mmoco([
+    'flops',
+    '--model',
+    'vit_small',
+    '--img-size',
+    '224',
+    '--patch-size',
+    '16',
+    '--num-chunks',
+    '8',
+    '--target-chunks',
+    '1',
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /backbone forward per image, n = 1: +4\.60 GMACs \(9\.20 GFLOPs\)/);
+  assert.match(r.stdout, /n = 8 +\(25 tokens\/chunk\)/);
+  assert.match(r.stdout, /^10 +20 /m);
+});
+
+test('export writes the online backbone with timm names; info describes run and file', () => {
+  const run = join(tmp, 'plain');
+  const file = join(tmp, 'backbone.safetensors');
+  const r = mmoco(['export', run, '--out', file]);
+  assert.equal(r.status, 0, r.stderr);
+  const l = safetensors.load(file);
+  const keys = [...l.tensors.keys()].sort();
+  // timm's VisionTransformer state dict of a depth-2 ViT (head Identity: no head keys)
+  const want = [
+    'cls_token', 'pos_embed', 'patch_embed.proj.weight', 'patch_embed.proj.bias',
+    ...[0, 1].flatMap((i) => ['norm1.weight', 'norm1.bias', 'attn.qkv.weight', 'attn.qkv.bias', 'attn.proj.weight',
+      'attn.proj.bias', 'norm2.weight', 'norm2.bias', 'mlp.fc1.weight', 'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias']
+      .map((k) => `blocks.${i}.${k}`)),
+    'norm.weight', 'norm.bias',
+  ].sort(); // prettier-ignore
+  assert.deepEqual(keys, want);
+  assert.deepEqual(l.tensors.get('blocks.0.attn.qkv.weight')!.shape, [96, 32]);
+  assert.equal(l.metadata.model, 'vit_tiny');
+  assert.equal(l.metadata.depth, '2');
+  for (const t of l.tensors.values()) t.dispose();
+
+  const info = mmoco(['info', run]);
+  assert.equal(info.status, 0, info.stderr);
+  const j = JSON.parse(info.stdout) as { progress: { epoch: number; step: number }; modules: Record<string, unknown> };
+  assert.deepEqual([j.progress.epoch, j.progress.step], [1, 8]);
+  assert.ok(j.modules.model && j.modules.optimizer === undefined);
+  const fi = mmoco(['info', file]);
+  assert.equal(fi.status, 0, fi.stderr);
+  assert.match(fi.stdout, /"tensors": 30/);
+  // a folder without a checkpoint is an error naming it
+  const bad = mmoco(['export', tmp]);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /no checkpoint in this folder/);
+});
