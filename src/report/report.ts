@@ -401,7 +401,7 @@ export function formatDuration(seconds: number): string {
 
 function fmtNum(v: number | undefined, digits = 4): string {
   if (!finite(v)) return v === undefined ? '–' : String(v);
-  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6)) return v.toExponential(2);
+  if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e6)) return Number(v.toPrecision(3)).toExponential();
   return String(Number(v.toPrecision(digits)));
 }
 
@@ -540,11 +540,19 @@ export function renderHtml(
   const headline = [str('command'), str('method'), str('model'), str('dataset') ?? str('data')]
     .filter(Boolean)
     .join(' · ');
+  const has = (k: string) => str(k) !== undefined;
   const extras = [
-    config.numChunks !== undefined ? `n = ${str('numChunks')}` : '',
-    config.targetChunks !== undefined ? `m = ${str('targetChunks')}` : '',
-    config.epochs !== undefined ? `${str('epochs')} epochs` : '',
-    config.batchSize !== undefined ? `batch ${str('batchSize')}` : '',
+    has('numChunks') ? `n = ${str('numChunks')}` : '',
+    has('targetChunks') ? `m = ${str('targetChunks')}` : '',
+    has('headNorm') ? `${str('headNorm')!.toUpperCase()} heads` : '',
+    config.classAttention === true ? 'class attention' : '',
+    has('imgSize') ? `${str('imgSize')} px${has('patchSize') ? ` / patch ${str('patchSize')}` : ''}` : '',
+    has('epochs') ? `${str('epochs')} epochs` : '',
+    has('batchSize') ? `batch ${str('batchSize')}` : '',
+    has('blr') ? `blr ${fmtNum(Number(config.blr))}` : '',
+    has('temperature') ? `τ ${str('temperature')}` : '',
+    typeof config.momentum === 'number' ? `m₀ ${str('momentum')}` : '',
+    has('device') ? String(str('device')) : '',
   ].filter(Boolean);
   const banners: string[] = [];
   for (const s of log.stops) {
