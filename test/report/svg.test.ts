@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  bandPath,
   downsampleMean,
   downsampleMinMax,
   formatTick,
@@ -135,6 +136,31 @@ test('linePath: scaled coordinates, gaps at non-finite and non-positive (log) va
     ),
     'M0,100M100,0',
   );
+});
+
+test('bandPath: one closed polygon per run of drawable points (hi edge forward, lo edge back)', () => {
+  const sx = linearScale(0, 4, 0, 40);
+  const sy = linearScale(0, 10, 100, 0);
+  const d = bandPath(
+    [
+      [0, 5],
+      [1, 5],
+      [2, 5],
+      [3, 5],
+      [4, 5],
+    ],
+    [
+      [4, 6],
+      [3, 7],
+      [NaN, NaN],
+      [2, 8],
+      [1, 9],
+    ],
+    sx,
+    sy,
+  );
+  assert.equal(d, 'M0,40L10,30L10,70L0,60ZM30,20L40,10L40,90L30,80Z');
+  assert.equal(bandPath([[0, 1]], [[0.5, 2]], sx, sy), '', 'a single point has no area');
 });
 
 function series(n: number, f: (i: number) => number): Point[] {
