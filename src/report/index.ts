@@ -13,6 +13,7 @@ export {
   lineChart,
   panelRow,
   linePath,
+  bandPath,
   linearScale,
   logScale,
 } from './svg.js';
