@@ -7,10 +7,12 @@ import { accessSync, constants, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { writeReport } from '../../src/report/index.js';
-import { makeRun } from './synthetic.js';
+import { makeRun, removeTempDirs } from './synthetic.js';
+
+after(removeTempDirs);
 
 const BROWSERS = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
 

@@ -1,13 +1,14 @@
 // writeReport on synthetic run folders: the HTML is self-contained and has its charts, the PNGs
 // are real images, odd logs (resume, stop, n = 1, truncated, empty) are handled.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync, mkdtempSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import sharp from 'sharp';
 import { parseMetrics, writeReport } from '../../src/report/index.js';
-import { makeRun } from './synthetic.js';
+import { makeRun, removeTempDirs, tempDir } from './synthetic.js';
+
+after(removeTempDirs);
 
 /** The `<svg>…</svg>` blocks of a page, keyed by their figure's data-chart. */
 function charts(html: string): Map<string, string> {
@@ -162,7 +163,7 @@ test('linear probe run: top-1/top-5 chart instead of kNN, momentum and κ', asyn
 
 test('a NaN stop is shown prominently and marked; a truncated last line is tolerated', async () => {
   const dir = makeRun({ epochs: 4, stepsPerEpoch: 25, stopStep: 73, truncate: true });
-  const out = join(mkdtempSync(join(tmpdir(), 'mmoco-report-out-')), 'r.html');
+  const out = join(tempDir('mmoco-report-out-'), 'r.html');
   const { html, pngs } = await writeReport(dir, { out });
   assert.equal(html, out);
   assert.ok(pngs.every((p) => p.startsWith(join(out, '..', 'r'))));
@@ -173,7 +174,7 @@ test('a NaN stop is shown prominently and marked; a truncated last line is toler
 });
 
 test('missing, empty and record-less metrics files are errors naming the path', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'mmoco-report-'));
+  const dir = tempDir();
   const path = join(dir, 'metrics.jsonl');
   await assert.rejects(writeReport(dir), (e: Error) => e.message.includes(path) && /no such file/.test(e.message));
   writeFileSync(path, '');

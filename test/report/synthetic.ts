@@ -1,6 +1,6 @@
 // Synthetic run folders for the report tests: config.json plus a metrics.jsonl with the record
 // kinds a training run writes (step / epoch / eval / resume / stop).
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,9 +20,23 @@ export interface SyntheticRun {
   truncate?: boolean;
 }
 
+const made: string[] = [];
+
+/** A fresh temporary folder, removed by `removeTempDirs`. */
+export function tempDir(prefix = 'mmoco-report-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** Removes every folder `tempDir`/`makeRun` made (call from an `after` hook). */
+export function removeTempDirs(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 /** Writes a run into a fresh temporary folder and returns the folder. */
 export function makeRun(o: SyntheticRun = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mmoco-report-'));
+  const dir = tempDir();
   writeRun(dir, o);
   return dir;
 }
