@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   knn: async () => (await import('./commands/knn.js')).knnCommand,
   linprobe: async () => (await import('./commands/classify.js')).linprobeCommand,
   finetune: async () => (await import('./commands/classify.js')).finetuneCommand,
+  report: async () => (await import('./commands/report.js')).reportCommand,
 
   flops: async () => (await import('./commands/flops.js')).flopsCommand,
   export: async () => (await import('./commands/checkpoint.js')).exportCommand,

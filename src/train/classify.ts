@@ -115,7 +115,7 @@ export async function runClassification(
       labelSmoothing: c.smoothing,
       mixup: c.mixup > 0 || c.cutmix > 0 ? { mixupAlpha: c.mixup, cutmixAlpha: c.cutmix } : null,
       augmentation: {
-        size: c.imgSize,
+        size: b.vit.patch_embed.imgSize[0],
         randAugment: c.randAugment,
         erasing: c.reprob > 0 ? { probability: c.reprob } : null,
       },

@@ -29,34 +29,54 @@ export function evalTransformFor(imgSize: number): transforms.EvalTransform {
   return new transforms.EvalTransform({ size: imgSize });
 }
 
+export interface SplitFeatures {
+  train: { features: Tensor; labels: Tensor };
+  val: { features: Tensor; labels: Tensor };
+}
+
+/** CLS features of the kNN memory bank (train subset) and the queries (val subset). The caller disposes. */
+export async function splitFeatures(
+  backbone: FeatureBackbone,
+  train: Dataset,
+  val: Dataset,
+  c: KnnMonitorConfig,
+): Promise<SplitFeatures> {
+  const bank = sampled(train, c.knnTrainSamples, c.seed);
+  const queries = sampled(val, c.knnValSamples, c.seed);
+  const lc = { ...c, batchSize: Math.max(c.batchSize, 64) };
+  const prep = new StoredSizeTransform(c.imgSize);
+  const opts = { transform: prep, device: c.device };
+  const a = await extractFeatures(backbone, makeLoader(bank, lc, { shuffle: false, dropLast: false }), opts);
+  const b = await extractFeatures(backbone, makeLoader(queries, lc, { shuffle: false, dropLast: false }), opts);
+  return { train: a, val: b };
+}
+
+/** Weighted-kNN top-1/top-5 (%) of features from `splitFeatures`. */
+export function knnOnFeatures(
+  f: SplitFeatures,
+  c: { knnK: number; knnT: number },
+  numClasses: number,
+): { top1: number; top5: number } {
+  const r = knnClassifier(f.train.features, f.train.labels, f.val.features, f.val.labels, {
+    k: Math.min(c.knnK, f.train.labels.shape[0]!),
+    temperature: c.knnT,
+    numClasses,
+  });
+  r.predictions.dispose();
+  return { top1: r.top1, top5: r.top5 };
+}
+
 export async function knnMonitor(
   backbone: FeatureBackbone,
   train: Dataset,
   val: Dataset,
   c: KnnMonitorConfig,
 ): Promise<{ top1: number; top5: number }> {
-  const bank = sampled(train, c.knnTrainSamples, c.seed);
-  const queries = sampled(val, c.knnValSamples, c.seed);
-  const lc = { ...c, batchSize: Math.max(c.batchSize, 64) };
-  const prep = new StoredSizeTransform(c.imgSize);
-  const a = await extractFeatures(backbone, makeLoader(bank, lc, { shuffle: false, dropLast: false }), {
-    transform: prep,
-    device: c.device,
-  });
-  const b = await extractFeatures(backbone, makeLoader(queries, lc, { shuffle: false, dropLast: false }), {
-    transform: prep,
-    device: c.device,
-  });
+  const f = await splitFeatures(backbone, train, val, c);
   try {
-    const r = knnClassifier(a.features, a.labels, b.features, b.labels, {
-      k: Math.min(c.knnK, bank.length),
-      temperature: c.knnT,
-      numClasses: train.classes.length,
-    });
-    r.predictions.dispose();
-    return { top1: r.top1, top5: r.top5 };
+    return knnOnFeatures(f, c, train.classes.length);
   } finally {
-    dispose([a.features, a.labels, b.features, b.labels]);
+    dispose([f.train, f.val]);
   }
 }
 
