@@ -24,7 +24,8 @@
 // {"bench":"step","case":...,"ours":...,"torch":...,"unit":"images/s","better":"higher",
 //  "stat":"median","threads":2,"batch":...,"oursStepMs":[...],"torchStepMs":[...],
 //  "torchBreakdownMs":{...},["oursBreakdownMs":{...}],"otherLoadPct":...,
-//  [n = 8: "flopsPredictedSpeedup","measuredSpeedupOurs","measuredSpeedupTorch"]}
+//  [n = 8: "flopsPredictedSpeedup","measuredSpeedupOurs","measuredSpeedupTorch"],
+//  [bf16: "torchFp32","oursBf16OverTorchFp32"]}
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -40,6 +41,7 @@ import {
   waitForQuiet,
 } from './common.js';
 import {
+  autocast,
   dispose,
   getNumThreads,
   manualSeed,
@@ -77,6 +79,8 @@ interface StepCase {
   weightDecay: number;
   warmup: number;
   steps: number;
+  /** bf16: the forward under autocast (ours: torch.autocast; PyTorch: torch.autocast('cpu', bfloat16)) */
+  precision: 'fp32' | 'bf16';
 }
 
 // MoCo-v3's heads are 4096 wide. For ViT-Tiny/4 at 32×32 they dominate the step with n = 8
@@ -113,7 +117,12 @@ const SMALL = {
   ...MOCO_HEADS,
 } as const;
 
-function makeCase(base: typeof TINY | typeof SMALL, batch: number, n: number): StepCase {
+function makeCase(
+  base: typeof TINY | typeof SMALL,
+  batch: number,
+  n: number,
+  precision: 'fp32' | 'bf16' = 'fp32',
+): StepCase {
   const label = base.model === 'vit_tiny' ? 'ViT-Tiny/4 32x32' : 'ViT-S/16 224x224';
   const h = base.projector.hidden;
   return {
@@ -121,7 +130,8 @@ function makeCase(base: typeof TINY | typeof SMALL, batch: number, n: number): S
     ...base,
     batch,
     numChunks: n,
-    name: `${label} batch ${batch} n=${n} m=1 (BN heads, hidden ${h})`,
+    precision,
+    name: `${label} batch ${batch} n=${n} m=1 (BN heads, hidden ${h})${precision === 'bf16' ? ' bf16' : ''}`,
     projector: { ...base.projector },
     predictor: { ...base.predictor },
   };
@@ -132,6 +142,10 @@ export const STEP_CASES: StepCase[] = [
   makeCase(TINY, 128, 8),
   makeCase(SMALL, 32, 1),
   makeCase(SMALL, 32, 8),
+  makeCase(TINY, 128, 1, 'bf16'),
+  makeCase(TINY, 128, 8, 'bf16'),
+  makeCase(SMALL, 32, 1, 'bf16'),
+  makeCase(SMALL, 32, 8, 'bf16'),
 ];
 
 type Breakdown = { ema: number; forward: number; backward: number; optimizer: number };
@@ -170,7 +184,12 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
   const x1 = randn(c.batch, 3, c.imgSize, c.imgSize);
   const x2 = randn(c.batch, 3, c.imgSize, c.imgSize);
   const step = (iter: number): number =>
-    trainStep(model, opt, x1, x2, { iter, lrSchedule: sched, baseMomentum: c.baseMomentum }).loss;
+    trainStep(model, opt, x1, x2, {
+      iter,
+      lrSchedule: sched,
+      baseMomentum: c.baseMomentum,
+      autocast: c.precision === 'bf16' ? { device: 'cpu', dtype: 'bfloat16' } : null,
+    }).loss;
   let it = 0;
   for (let i = 0; i < c.warmup; i++) step(it++);
   const [w0, b0, c0] = [now(), machineBusyMs(), ownCpuMs()];
@@ -197,7 +216,8 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
         const t0 = now();
         model.updateMomentumEncoder(m);
         const t1 = now();
-        const { loss } = model.forward(x1, x2, 1);
+        const amp = c.precision === 'bf16' ? ({ device: 'cpu', dtype: 'bfloat16' } as const) : null;
+        const { loss } = amp ? autocast(amp, () => model.forward(x1, x2, 1)) : model.forward(x1, x2, 1);
         const t2 = now();
         opt.zeroGrad();
         loss.backward();
@@ -264,6 +284,7 @@ export async function runStep(args: readonly string[]): Promise<void> {
   );
   const cases = STEP_CASES.filter((c) => only === undefined || c.name.includes(only));
   const ipsByCase = new Map<string, { ours: number; torch: number }>();
+  const torchFp32 = new Map<string, number>();
   for (const [idx, c] of cases.entries()) {
     const sides: SideResult[] = [];
     const order = idx % 2 === 0 ? (['ours', 'torch'] as const) : (['torch', 'ours'] as const);
@@ -292,7 +313,14 @@ export async function runStep(args: readonly string[]): Promise<void> {
       ...(ours.breakdownMs ? { oursBreakdownMs: ours.breakdownMs } : {}),
       otherLoadPct: Math.round(Math.max(...sides.map((s) => s.foreignPct))),
     };
-    const key = `${c.model} ${c.batch}`;
+    const key = `${c.model} ${c.batch} ${c.precision}`;
+    const caseKey = `${c.model} ${c.batch} n${c.numChunks}`;
+    if (c.precision === 'fp32') torchFp32.set(caseKey, torch.imagesPerSec);
+    else if (torchFp32.has(caseKey)) {
+      // the issue's second bf16 goal: ours in bf16 against PyTorch in float32 on the same case
+      row.torchFp32 = sig(torchFp32.get(caseKey)!);
+      row.oursBf16OverTorchFp32 = sig(ours.imagesPerSec / torchFp32.get(caseKey)!);
+    }
     if (c.numChunks === 1) ipsByCase.set(key, { ours: ours.imagesPerSec, torch: torch.imagesPerSec });
     else {
       const vit = {

@@ -128,7 +128,9 @@ def run(c, threads):
         t0 = now_ms()
         model._update_momentum_encoder(mom)
         t1 = now_ms()
-        loss = model(x1, x2)
+        # bf16 cases: the forward under CPU autocast, as a PyTorch user writes it
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.get("precision") == "bf16"):
+            loss = model(x1, x2)
         t2 = now_ms()
         opt.zero_grad()
         loss.backward()

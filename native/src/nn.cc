@@ -7,13 +7,27 @@ OP(linear, "TTT") { return Out(a, at::linear(T(a, 0), T(a, 1), OptT(a, 2))); }
 // conv2d(x, w, b?, stride, padding, dilation, groups)
 OP(conv2d, "TTT") { return Out(a, at::conv2d(T(a, 0), T(a, 1), OptT(a, 2), IL(a, 3), IL(a, 4), IL(a, 5), I(a, 6))); }
 // layerNorm(x, normalizedShape, w?, b?, eps)
-OP(layerNorm, "T.TT") { return Out(a, at::layer_norm(T(a, 0), IL(a, 1), OptT(a, 2), OptT(a, 3), D(a, 4))); }
+// A bfloat16/float16 input (an autocast matmul's output) with float32 affine parameters or
+// statistics is normalised in float32, as autocast's fp32 ops do on CUDA (libtorch 1.13's CPU
+// kernels take no mixed dtypes): the statistics are float32 and so is the output.
+static at::Tensor UpcastFor(const at::Tensor& x, const c10::optional<at::Tensor>& p) {
+  if (p && p->defined() && x.scalar_type() != p->scalar_type() && (x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf) &&
+      p->scalar_type() == at::kFloat)
+    return x.to(at::kFloat);
+  return x;
+}
+OP(layerNorm, "T.TT") {
+  c10::optional<at::Tensor> w = OptT(a, 2);
+  return Out(a, at::layer_norm(UpcastFor(T(a, 0), w ? w : OptT(a, 3)), IL(a, 1), w, OptT(a, 3), D(a, 4)));
+}
 // groupNorm(x, groups, w?, b?, eps)
 OP(groupNorm, "T.TT") { return Out(a, at::group_norm(T(a, 0), I(a, 1), OptT(a, 2), OptT(a, 3), D(a, 4))); }
 // batchNorm(x, w?, b?, runningMean?, runningVar?, training, momentum, eps): updates the running
 // statistics in place when training, like F.batch_norm.
 OP(batchNorm, "TTTTT") {
-  return Out(a, at::batch_norm(T(a, 0), OptT(a, 1), OptT(a, 2), OptT(a, 3), OptT(a, 4), B(a, 5), D(a, 6), D(a, 7),
+  c10::optional<at::Tensor> w = OptT(a, 1);
+  at::Tensor x = UpcastFor(T(a, 0), w ? w : OptT(a, 3));
+  return Out(a, at::batch_norm(x, w, OptT(a, 2), OptT(a, 3), OptT(a, 4), B(a, 5), D(a, 6), D(a, 7),
                                /*cudnn_enabled=*/true));
 }
 OP(softmax, "T") { return Out(a, at::softmax(T(a, 0), I(a, 1), OptDT(a, 2))); }

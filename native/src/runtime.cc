@@ -1,5 +1,6 @@
 // Autograd, grad mode, random generators, threads, devices and BLAS introspection.
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <dlfcn.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
@@ -9,6 +10,84 @@
 #include "common.h"
 
 namespace mm {
+
+// ---- autocast (mixed precision) ----
+// libtorch's own autocast: while enabled for a device type, the dispatcher runs the ops of its
+// lower-precision list (matmul, linear, conv, bmm, ...) in `dtype` and keeps the fp32 list
+// (softmax, norms, losses, ...) in float32. The state is thread-local, as in PyTorch.
+// The 2.4+ API takes the device type; 1.13 to 2.3 have one setter per device.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define MM_AUTOCAST_BY_DEVICE 1
+#endif
+
+static bool AutocastIsCuda(const Napi::CallbackInfo& a, size_t i) {
+  std::string d = Str(a, i);
+  if (d == "cpu") return false;
+  if (d == "cuda") return true;
+  throw std::invalid_argument("autocast: device type must be 'cpu' or 'cuda', got '" + d + "'");
+}
+
+static bool AutocastEnabled(bool cuda) {
+#ifdef MM_AUTOCAST_BY_DEVICE
+  return at::autocast::is_autocast_enabled(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+static at::ScalarType AutocastDtype(bool cuda) {
+#ifdef MM_AUTOCAST_BY_DEVICE
+  return at::autocast::get_autocast_dtype(cuda ? at::kCUDA : at::kCPU);
+#else
+  return cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+static void AutocastSet(bool cuda, bool enabled, at::ScalarType dtype) {
+#ifdef MM_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(cuda ? at::kCUDA : at::kCPU, enabled);
+  at::autocast::set_autocast_dtype(cuda ? at::kCUDA : at::kCPU, dtype);
+#else
+  if (cuda) {
+    at::autocast::set_enabled(enabled);
+    at::autocast::set_autocast_gpu_dtype(dtype);
+  } else {
+    at::autocast::set_cpu_enabled(enabled);
+    at::autocast::set_autocast_cpu_dtype(dtype);
+  }
+#endif
+}
+
+// autocastState(deviceType) -> [enabled, dtype code]
+OP(autocastState, "") {
+  bool cuda = AutocastIsCuda(a, 0);
+  Napi::Array r = Napi::Array::New(a.Env(), 2);
+  r.Set(0u, Napi::Boolean::New(a.Env(), AutocastEnabled(cuda)));
+  r.Set(1u, Napi::Number::New(a.Env(), static_cast<double>(CodeFromDtype(AutocastDtype(cuda)))));
+  return r;
+}
+
+// autocastEnter(deviceType, enabled, dtype code): sets the state and counts the nesting, as
+// torch.autocast.__enter__ does.
+OP(autocastEnter, "") {
+  bool cuda = AutocastIsCuda(a, 0);
+  at::ScalarType dt = DT(a, 2);
+  if (dt != at::kBFloat16 && dt != at::kHalf && dt != at::kFloat) {
+    throw std::invalid_argument("autocast: dtype must be bfloat16, float16 or float32, got " + DtypeName(dt));
+  }
+  AutocastSet(cuda, B(a, 1), dt);
+  at::autocast::increment_nesting();
+  return a.Env().Undefined();
+}
+
+// autocastExit(deviceType, enabled, dtype code): restores the state the matching enter saw; the
+// outermost exit drops the cache of casted weights, as torch.autocast.__exit__ does.
+OP(autocastExit, "") {
+  bool cuda = AutocastIsCuda(a, 0);
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  AutocastSet(cuda, B(a, 1), DT(a, 2));
+  return a.Env().Undefined();
+}
 
 // ---- autograd ----
 OP(requiresGrad, "T") { return Napi::Boolean::New(a.Env(), T(a, 0).requires_grad()); }

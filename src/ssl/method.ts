@@ -212,10 +212,14 @@ export class MaskedContrastive extends nn.Module {
       const o2 = this.online(x2, o.online?.[1]);
       const k1 = this.key(x1, o.target?.[0]);
       const k2 = this.key(x2, o.target?.[1]);
-      const loss =
-        this.method === 'mmoco'
-          ? symmetricInfoNCE(o1.q, o2.q, k1, k2, this.temperature)
-          : symmetricByolLoss(o1.q, o2.q, k1, k2);
+      // the loss in float32 even under autocast (bf16 logits would round the softmax's inputs)
+      const device = x1.device.startsWith('cuda') ? 'cuda' : 'cpu';
+      const loss = torch.autocast({ device, enabled: false }, () => {
+        const [q1, q2, a1, a2] = [o1.q.float(), o2.q.float(), k1.float(), k2.float()] as const;
+        return this.method === 'mmoco'
+          ? symmetricInfoNCE(q1, q2, a1, a2, this.temperature)
+          : symmetricByolLoss(q1, q2, a1, a2);
+      });
       const stats: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
       const n = this.numChunks;
       if (this.monitorKappa && n > 1) {
@@ -242,6 +246,11 @@ export interface TrainStepOptions {
   baseMomentum?: number;
   /** Clip the online gradients to this global L2 norm (default: no clipping). */
   clipGradNorm?: number;
+  /**
+   * Mixed precision: the forward (online and target) runs under libtorch's autocast with these
+   * options; backward, the optimiser and the loss stay float32. Default: none (float32).
+   */
+  autocast?: torch.AutocastOptions | null;
 }
 
 export interface TrainStepResult extends MethodStats {
@@ -271,7 +280,10 @@ export function trainStep(
     o.baseMomentum ?? DEFAULT_BASE_MOMENTUM[model.method],
   );
   return torch.tidy(() => {
-    const { loss, stats } = model.forward(x1, x2, momentum);
+    const amp = o.autocast;
+    const { loss, stats } = amp
+      ? torch.autocast(amp, () => model.forward(x1, x2, momentum))
+      : model.forward(x1, x2, momentum);
     optimizer.zeroGrad();
     loss.backward();
     if (o.clipGradNorm !== undefined) optim.clipGradNorm(optimizer.params(), o.clipGradNorm);

@@ -16,6 +16,7 @@ import { loadPretrainedBackbone } from './pretrained.js';
 import { RunDir, TrainingDiverged, configMismatch } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { readBackboneWeights } from './weights.js';
+import { precisionOf } from './pretrain.js';
 
 const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData'];
 
@@ -81,6 +82,7 @@ export async function runClassification(
   if (batches < 1) throw new Error(`${data.name}: ${train.length} images make no full batch of ${cfg.batchSize}`);
   const numClasses = train.classes.length;
   const run = new RunDir(out);
+  const amp = precisionOf(cfg, log);
 
   let trainer: LinearProbe | Finetuner;
   let weights: string;
@@ -97,6 +99,7 @@ export async function runClassification(
       blr: c.blr,
       batchSize: c.batchSize,
       weightDecay: c.weightDecay,
+      autocast: amp,
     });
   } else {
     const c = cfg as FinetuneConfig;
@@ -119,6 +122,7 @@ export async function runClassification(
         randAugment: c.randAugment,
         erasing: c.reprob > 0 ? { probability: c.reprob } : null,
       },
+      autocast: amp,
     });
   }
   const modules: Record<string, torch.nn.Module> =

@@ -119,6 +119,12 @@ export const PRETRAIN_SCHEMA = {
   },
   stopGradConv1: { type: 'bool', default: true, doc: "freeze the patch embedding (MoCo v3's stop-grad)" },
   clipGrad: { type: 'number', default: null, nullable: true, positive: true, doc: 'clip gradients to this L2 norm' },
+  precision: {
+    type: 'enum',
+    values: ['auto', 'fp32', 'bf16'],
+    default: 'auto',
+    doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
+  },
   knnEvery: { type: 'int', default: 1, min: 0, doc: 'kNN monitor every this many epochs (0: never)' },
   ...KNN,
 } as const satisfies Schema;
@@ -145,6 +151,12 @@ export const LINPROBE_SCHEMA = {
   blr: { type: 'number', default: 0.1, positive: true, doc: 'base learning rate (MAE: 0.1): lr = blr × batch / 256' },
   warmupEpochs: { type: 'number', default: 10, min: 0, doc: 'linear warm-up epochs' },
   weightDecay: { type: 'number', default: 0, min: 0, doc: 'LARS weight decay' },
+  precision: {
+    type: 'enum',
+    values: ['auto', 'fp32', 'bf16'],
+    default: 'auto',
+    doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
+  },
 } as const satisfies Schema;
 
 export const FINETUNE_SCHEMA = {
@@ -175,6 +187,12 @@ export const FINETUNE_SCHEMA = {
     doc: 'timm RandAugment config (null: none)',
   },
   reprob: { type: 'number', default: 0.25, min: 0, max: 1, doc: 'random erasing probability' },
+  precision: {
+    type: 'enum',
+    values: ['auto', 'fp32', 'bf16'],
+    default: 'auto',
+    doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
+  },
 } as const satisfies Schema;
 
 export const FLOPS_SCHEMA = {

@@ -3,7 +3,7 @@
 // warmup + half-cosine down to minLr, timm's training augmentation (RandAugment, random
 // erasing) then mixup/cutmix with label smoothing and the soft-target cross-entropy.
 import type { VisionTransformer } from '../models/index.js';
-import { F, nn, optim, tidy, type Tensor } from '../torch/index.js';
+import { F, autocast, nn, optim, tidy, type AutocastOptions, type Tensor } from '../torch/index.js';
 import {
   EvalTransform,
   FinetuneAugmentation,
@@ -62,6 +62,8 @@ export interface FinetunerOptions {
    * the sin-cos table and possibly the patch embedding frozen.
    */
   trainAll?: boolean;
+  /** mixed precision for the forward (the loss, backward and AdamW stay float32); evaluation runs in float32 */
+  autocast?: AutocastOptions | null;
 }
 
 export interface FinetunerState {
@@ -81,6 +83,7 @@ export class Finetuner {
   readonly mixup: Mixup | null;
   readonly labelSmoothing: number;
   readonly clipGrad: number | null;
+  readonly amp: AutocastOptions | null;
 
   constructor(model: VisionTransformer, o: FinetunerOptions) {
     if (!(model.head instanceof nn.Linear)) {
@@ -123,6 +126,7 @@ export class Finetuner {
         ...(aug as FinetuneAugmentationOptions | undefined),
       });
     this.clipGrad = o.clipGrad ?? null;
+    this.amp = o.autocast ?? null;
   }
 
   /**
@@ -151,7 +155,8 @@ export class Finetuner {
     const lr = this.schedule.applyAt(this.optimizer, iter);
     this.model.train(true);
     const loss = tidy(() => {
-      const logits = this.model.forward(x);
+      const amp = this.amp;
+      const logits = amp ? autocast(amp, () => this.model.forward(x)).float() : this.model.forward(x);
       const l =
         target.ndim === 2
           ? softTargetCrossEntropy(logits, target.to({ dtype: logits.dtype }))

@@ -3,7 +3,17 @@
 // normed CLS token by default); only the classifier trains, with LARS (no weight decay by
 // default, momentum 0.9), lr = blr · batch / 256 and a per-iteration warmup + half-cosine.
 import type { VisionTransformer } from '../models/index.js';
-import { F, nn, noGrad, optim, tidy, type Device, type Tensor } from '../torch/index.js';
+import {
+  F,
+  autocast,
+  nn,
+  noGrad,
+  optim,
+  tidy,
+  type AutocastOptions,
+  type Device,
+  type Tensor,
+} from '../torch/index.js';
 import { EvalTransform, FinetuneAugmentation } from '../data/transforms/index.js';
 import { evaluate, type BatchSource, type EvalResult, type EvaluateOptions, type ImageTransform } from './eval.js';
 import { initHead } from './pretrained.js';
@@ -36,6 +46,11 @@ export interface LinearProbeOptions {
   transform?: ImageTransform;
   /** the feature of a prepared batch; default the pooled pre-logits feature (CLS after norm) */
   features?: (images: Tensor) => Tensor;
+  /**
+   * mixed precision for the frozen backbone's forward during training (the features are cast
+   * back to float32 for the head); evaluation (`forward`, `evaluate`) always runs in float32
+   */
+  autocast?: AutocastOptions | null;
 }
 
 export interface StepResult {
@@ -64,6 +79,7 @@ export class LinearProbe {
   readonly schedule: optim.WarmupCosine;
   readonly transform: ImageTransform;
   private readonly featureOf: (images: Tensor) => Tensor;
+  private readonly amp: AutocastOptions | null;
 
   constructor(backbone: VisionTransformer, o: LinearProbeOptions) {
     this.backbone = backbone;
@@ -92,6 +108,7 @@ export class LinearProbe {
     this.transform =
       o.transform ??
       new FinetuneAugmentation({ size: backbone.patch_embed.imgSize[0], randAugment: null, erasing: null });
+    this.amp = o.autocast ?? null;
     this.featureOf =
       o.features ?? ((x: Tensor): Tensor => backbone.forwardHead(backbone.forwardFeatures(x), { preLogits: true }));
   }
@@ -129,7 +146,9 @@ export class LinearProbe {
   trainStep(images: Tensor, labels: Tensor, iter: number): StepResult {
     return tidy(() => {
       const dev = this.backbone.cls_token.device;
-      const feats = this.features(this.transform.forward(images.to({ device: dev })));
+      const x = this.transform.forward(images.to({ device: dev }));
+      const amp = this.amp;
+      const feats = amp ? autocast(amp, () => this.features(x)).float() : this.features(x);
       return this.stepOnFeatures(feats, labels, iter);
     });
   }

@@ -118,6 +118,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   });
   const aug = transforms.pretrainAugmentation(cfg.augmentation, { size: cfg.imgSize, scale: [cfg.cropMin, 1] });
   const baseMomentum = cfg.momentum ?? DEFAULT_BASE_MOMENTUM[cfg.method];
+  const amp = precisionOf(cfg, log);
   const config = { command: 'pretrain', ...cfg };
 
   // ---- resume ----
@@ -174,6 +175,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
           itersPerEpoch: batches,
           lrSchedule: sched,
           baseMomentum,
+          autocast: amp,
           ...(cfg.clipGrad !== null ? { clipGradNorm: cfg.clipGrad } : {}),
         });
       });
@@ -239,6 +241,16 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     wallS: (performance.now() - t0) / 1000,
     model,
   };
+}
+
+/** The autocast options of a run's `precision` (null for float32); logs the choice and why. */
+export function precisionOf(
+  cfg: { precision: 'auto' | 'fp32' | 'bf16'; device: 'cpu' | 'cuda' },
+  log: (m: string) => void,
+): torch.AutocastOptions | null {
+  const p = torch.choosePrecision(cfg.precision, cfg.device);
+  log(`precision ${p.precision} (${p.reason})`);
+  return p.precision === 'bf16' ? { device: cfg.device, dtype: 'bfloat16' } : null;
 }
 
 function nullIfNaN(v: number): number | null {

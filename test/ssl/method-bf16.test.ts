@@ -1,0 +1,99 @@
+// bf16 autocast on the method's parity cases (test/fixtures/method.json): the loss and the
+// gradients of one step with the forward under autocast against the same step in float32.
+//
+// The bound and why: bfloat16 keeps 8 significant bits, unit roundoff u = 2^-8. Autocast rounds
+// both operands of every matmul to bf16 (products accumulate in float32), so each matmul's output
+// moves by up to ~2u relative to Σ|a·b|, and the loss sits behind a handful of such stages:
+// |L_bf16 − L_fp32| ≤ 8u·|L| (3.1 %). Gradients pass twice as many stages and, more importantly,
+// inherit the conditioning of the network: with BatchNorm heads over 4-image batches (these
+// fixtures) a perturbation of the *inputs alone* by u, computed entirely in float32, already moves
+// the gradient by 10–40 %, since BN's backward subtracts large, nearly equal terms. So the gradient
+// bound is relative to that measured sensitivity ρ (the same step in float32 with the two views
+// multiplied by 1 + u·N(0, 1), averaged over 3 draws): ‖g_bf16 − g_fp32‖ ≤ max(16u, 4ρ)·‖g_fp32‖
+// over all online parameters — bf16 may be no worse than four input-level roundings, and for the
+// well-conditioned LN heads no worse than 16u (6.25 %) — and the direction must agree
+// (cosine ≥ 0.9).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as torch from '../../src/torch/index.js';
+import type { Tensor } from '../../src/torch/index.js';
+import { VisionTransformer } from '../../src/models/index.js';
+import { MaskedContrastive } from '../../src/ssl/index.js';
+import { T, type Rec } from '../models/fixture.js';
+
+const U = 2 ** -8;
+
+interface Case {
+  method: 'mmoco' | 'mbyol';
+  n: number;
+  m: number;
+  norm: 'bn' | 'ln';
+  class_attention: boolean;
+  momentum: number;
+  state: string;
+  keeps: Partial<Record<'q1' | 'q2' | 'k1' | 'k2', Rec>>;
+}
+
+const fixture = JSON.parse(
+  readFileSync(join(dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/method.json'), 'utf8'),
+) as { cases: Record<string, Case>; states: Record<string, Record<string, Rec>>; views: { x1: Rec; x2: Rec } };
+
+/** Loss and flattened online gradient of one step; `mode` picks bf16 autocast or jittered float32 views. */
+function step(c: Case, mode: 'fp32' | 'bf16' | { jitterSeed: number }): { loss: number; grad: Tensor } {
+  return torch.tidy(() => {
+    const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 16, depth: 2, numHeads: 2 });
+    const model = new MaskedContrastive(backbone, {
+      method: c.method,
+      numChunks: c.n,
+      targetChunks: c.m,
+      headNorm: c.norm,
+      classAttention: c.class_attention,
+      projector: { hiddenDim: 32, outDim: 8 },
+      predictor: { hiddenDim: 32 },
+    });
+    model.loadStateDict(new Map(Object.entries(fixture.states[c.state]!).map(([k, r]) => [k, T(r)])));
+    let x1 = T(fixture.views.x1);
+    let x2 = T(fixture.views.x2);
+    if (typeof mode === 'object') {
+      torch.manualSeed(mode.jitterSeed);
+      x1 = x1.mul(torch.randnLike(x1).mul(U).add(1));
+      x2 = x2.mul(torch.randnLike(x2).mul(U).add(1));
+    }
+    const pair = (a?: Rec, b?: Rec): [Tensor, Tensor] | undefined => (a && b ? [T(a), T(b)] : undefined);
+    const masks = { online: pair(c.keeps.q1, c.keeps.q2), target: pair(c.keeps.k1, c.keeps.k2) };
+    const fwd = (): Tensor => model.forward(x1, x2, c.momentum, masks).loss;
+    const loss = mode === 'bf16' ? torch.autocast({ device: 'cpu', dtype: 'bfloat16' }, fwd) : fwd();
+    loss.backward();
+    const grads = model.onlineParameters().map((p) => p.grad!.reshape(-1));
+    const grad = torch.cat(grads, 0);
+    const v = Number(loss.item());
+    model.dispose();
+    return { loss: v, grad };
+  });
+}
+
+for (const [name, c] of Object.entries(fixture.cases)) {
+  test(`bf16 step agrees with float32 within bf16 tolerance (${name})`, () => {
+    torch.tidy(() => {
+      const f = step(c, 'fp32');
+      const b = step(c, 'bf16');
+      assert.ok(Math.abs(b.loss - f.loss) <= 8 * U * Math.abs(f.loss), `loss ${b.loss} vs ${f.loss}`);
+      const gnorm = Number(f.grad.norm().item());
+      const rho =
+        [1, 2, 3]
+          .map((s) => Number(step(c, { jitterSeed: s }).grad.sub(f.grad).norm().item()) / gnorm)
+          .reduce((s, x) => s + x, 0) / 3;
+      const err = Number(b.grad.sub(f.grad).norm().item()) / gnorm;
+      const bound = Math.max(16 * U, 4 * rho);
+      assert.ok(
+        err <= bound,
+        `gradient: relative error ${err.toFixed(4)} > bound ${bound.toFixed(4)} (ρ ${rho.toFixed(4)})`,
+      );
+      const cos = Number(b.grad.mul(f.grad).sum().item()) / (Number(b.grad.norm().item()) * gnorm);
+      assert.ok(cos >= 0.9, `gradient direction: cosine ${cos}`);
+    });
+  });
+}
