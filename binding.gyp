@@ -11,7 +11,8 @@
         "native/src/nn.cc",
         "native/src/image.cc",
         "native/src/optim.cc",
-        "native/src/runtime.cc"
+        "native/src/runtime.cc",
+        "native/src/dist.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

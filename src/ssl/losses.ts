@@ -39,13 +39,25 @@ export function rowLabels(images: number, rowsPerImage: number, device = 'cpu'):
  * row r is its own image ⌊r/n⌋; cross-entropy averaged over all B·n rows (= mean over the n
  * queries of Eq. 3, then over images), times 2τ. n = 1 is MoCo v3's loss exactly.
  */
-export function infoNCE(q: Tensor, k: Tensor, temperature = DEFAULT_TEMPERATURE): Tensor {
+export interface KeyBank {
+  /** the keys of the global batch (all ranks, rank-major), each rank's B keys one block */
+  all: Tensor;
+  /** where this rank's keys start in `all` (rank · B): its queries' labels are offset by it */
+  offset: number;
+}
+
+/**
+ * `bank`: distributed training (MoCo v3's concat_all_gather): the logits are taken against the
+ * keys of every rank, and the labels point into this rank's block.
+ */
+export function infoNCE(q: Tensor, k: Tensor, temperature = DEFAULT_TEMPERATURE, bank?: KeyBank): Tensor {
   const n = queriesPerImage(q, k, 'infoNCE');
   return torch.tidy(() => {
     const qn = F.normalize(q, 2, 1);
-    const kn = F.normalize(k.detach(), 2, 1);
+    const kn = F.normalize((bank ? bank.all : k).detach(), 2, 1);
     const logits = qn.mm(kn.t()).div(temperature);
-    const labels = rowLabels(k.shape[0]!, n, q.device);
+    let labels = rowLabels(k.shape[0]!, n, q.device);
+    if (bank && bank.offset) labels = labels.add(bank.offset);
     return F.crossEntropy(logits, labels).mul(2 * temperature);
   });
 }
@@ -57,8 +69,9 @@ export function symmetricInfoNCE(
   k1: Tensor,
   k2: Tensor,
   temperature = DEFAULT_TEMPERATURE,
+  banks?: { k1: KeyBank; k2: KeyBank },
 ): Tensor {
-  return torch.tidy(() => infoNCE(q1, k2, temperature).add(infoNCE(q2, k1, temperature)));
+  return torch.tidy(() => infoNCE(q1, k2, temperature, banks?.k2).add(infoNCE(q2, k1, temperature, banks?.k1)));
 }
 
 /**

@@ -3,7 +3,7 @@
 // online views cut into n chunks (§3.2, Eq. 3) and the target views into m chunks combined by
 // their spherical mean (§3.3, Eq. 4). n = m = 1 is MoCo v3 / BYOL exactly.
 import * as torch from '../torch/index.js';
-import { nn, optim } from '../torch/index.js';
+import { distributed, nn, optim } from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { buildPredictor, buildProjector, ClassAttentionStack } from '../models/index.js';
 import type { ClassAttentionOptions, HeadNorm, VisionTransformer } from '../models/index.js';
@@ -128,6 +128,8 @@ export class MaskedContrastive extends nn.Module {
   readonly predictor: nn.Sequential;
   readonly momentum_encoder: ContrastiveEncoder;
   readonly ema: MomentumEncoder<ContrastiveEncoder>;
+  /** Data-parallel training: the process group whose keys the loss gathers (null: one process). */
+  group: distributed.ProcessGroup | null = null;
 
   constructor(backbone: VisionTransformer, o: MaskedContrastiveOptions = {}) {
     super();
@@ -162,6 +164,18 @@ export class MaskedContrastive extends nn.Module {
     this.predictor = this.registerModule('predictor', pred);
     this.ema = new MomentumEncoder(this.base_encoder);
     this.momentum_encoder = this.registerModule('momentum_encoder', this.ema.target);
+  }
+
+  /**
+   * Data-parallel training over `group` (MoCo v3 under DDP): BatchNorm layers become SyncBN,
+   * every rank takes rank 0's weights, the loss gathers the keys of all ranks, and `trainStep`
+   * averages the gradients over the ranks.
+   */
+  distribute(group: distributed.ProcessGroup): this {
+    this.group = group;
+    distributed.convertSyncBatchNorm(this, group);
+    distributed.broadcastModule(this, group);
+    return this;
   }
 
   /** The trainable online parameters (base encoder and predictor, requiresGrad true), for the optimiser. */
@@ -216,9 +230,16 @@ export class MaskedContrastive extends nn.Module {
       const device = x1.device.startsWith('cuda') ? 'cuda' : 'cpu';
       const loss = torch.autocast({ device, enabled: false }, () => {
         const [q1, q2, a1, a2] = [o1.q.float(), o2.q.float(), k1.float(), k2.float()] as const;
-        return this.method === 'mmoco'
-          ? symmetricInfoNCE(q1, q2, a1, a2, this.temperature)
-          : symmetricByolLoss(q1, q2, a1, a2);
+        if (this.method !== 'mmoco') return symmetricByolLoss(q1, q2, a1, a2);
+        const g = this.group;
+        // distributed: every query against the keys of all ranks (MoCo v3's concat_all_gather)
+        const banks = g
+          ? {
+              k1: { all: g.allGather(a1), offset: g.rank * a1.shape[0]! },
+              k2: { all: g.allGather(a2), offset: g.rank * a2.shape[0]! },
+            }
+          : undefined;
+        return symmetricInfoNCE(q1, q2, a1, a2, this.temperature, banks);
       });
       const stats: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
       const n = this.numChunks;
@@ -251,6 +272,8 @@ export interface TrainStepOptions {
    * options; backward, the optimiser and the loss stay float32. Default: none (float32).
    */
   autocast?: torch.AutocastOptions | null;
+  /** Explicit masks (tests, equivalence checks); default: drawn with `chunkMask`. */
+  masks?: ForwardMasks;
 }
 
 export interface TrainStepResult extends MethodStats {
@@ -281,11 +304,12 @@ export function trainStep(
   );
   return torch.tidy(() => {
     const amp = o.autocast;
-    const { loss, stats } = amp
-      ? torch.autocast(amp, () => model.forward(x1, x2, momentum))
-      : model.forward(x1, x2, momentum);
+    const fwd = (): MethodOutput => model.forward(x1, x2, momentum, o.masks);
+    const { loss, stats } = amp ? torch.autocast(amp, fwd) : fwd();
     optimizer.zeroGrad();
     loss.backward();
+    // data-parallel: gradients averaged over the ranks before clipping and the step (DDP)
+    if (model.group) distributed.allReduceGradients(model.onlineParameters(), model.group);
     if (o.clipGradNorm !== undefined) optim.clipGradNorm(optimizer.params(), o.clipGradNorm);
     optimizer.step();
     optimizer.zeroGrad();

@@ -81,6 +81,32 @@ export function batchNorm(
   );
 }
 
+/**
+ * Batch norm with the statistics of the global batch over process group `groupId` (training;
+ * the running statistics are updated with the global ones), as torch.nn.SyncBatchNorm.
+ */
+export function syncBatchNorm(
+  x: Tensor,
+  groupId: number,
+  runningMean: Tensor | null,
+  runningVar: Tensor | null,
+  o: Omit<BatchNormOptions, 'training'> = {},
+): Tensor {
+  return wrap(
+    N.syncBatchNorm(
+      groupId,
+      x.id,
+      opt(o.weight),
+      opt(o.bias),
+      opt(runningMean),
+      opt(runningVar),
+      true,
+      o.momentum ?? 0.1,
+      o.eps ?? 1e-5,
+    ),
+  );
+}
+
 export function softmax(x: Tensor, dim: number, dtype?: DType): Tensor {
   return wrap(N.softmax(x.id, dim, dtype === undefined ? null : dtypeCode(dtype)));
 }

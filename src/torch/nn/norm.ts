@@ -69,6 +69,11 @@ export abstract class BatchNorm extends Module {
   readonly running_mean: Tensor | null;
   readonly running_var: Tensor | null;
   readonly num_batches_tracked: Tensor | null;
+  /**
+   * Set by `distributed.convertSyncBatchNorm`: in training the statistics are those of the
+   * global batch over this process group (torch.nn.SyncBatchNorm); null: this process's batch.
+   */
+  syncGroup: { readonly id: number } | null = null;
 
   constructor(numFeatures: number, o: BatchNormOptions = {}) {
     super();
@@ -123,6 +128,16 @@ export abstract class BatchNorm extends Module {
     }
     const batchStats = this.training || (this.running_mean === null && this.running_var === null);
     const useRunning = !this.training || this.trackRunningStats;
+    if (this.syncGroup && batchStats) {
+      const rm = useRunning ? this.running_mean : null;
+      const rv = useRunning ? this.running_var : null;
+      return F.syncBatchNorm(x, this.syncGroup.id, rm, rv, {
+        weight: this.weight,
+        bias: this.bias,
+        momentum: factor,
+        eps: this.eps,
+      });
+    }
     return F.batchNorm(x, useRunning ? this.running_mean : null, useRunning ? this.running_var : null, {
       weight: this.weight,
       bias: this.bias,
