@@ -43,7 +43,7 @@ function globalBatch(): { x1: Tensor; x2: Tensor; masks: Tensor[] } {
   return { x1, x2, masks };
 }
 
-function run(norm: HeadNorm, rank: number | null, port: number): Out {
+function run(norm: HeadNorm, rank: number | null, port: number, noSync = false): Out {
   const g = globalBatch();
   torch.manualSeed(7); // same init on every rank (and rank 0's is broadcast anyway)
   const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 4 });
@@ -61,6 +61,11 @@ function run(norm: HeadNorm, rank: number | null, port: number): Out {
   if (rank !== null) {
     group = distributed.ProcessGroup.init({ rank, worldSize: 2, masterPort: port, timeoutMs: 60_000 });
     model.distribute(group);
+    // the negative control: BN layers back to this process's batch statistics
+    if (noSync)
+      model.apply((m) => {
+        if (m instanceof torch.nn.BatchNorm) m.syncGroup = null;
+      });
     lo = rank * B;
     hi = lo + B;
   }
@@ -69,7 +74,11 @@ function run(norm: HeadNorm, rank: number | null, port: number): Out {
   const x1 = g.x1.narrow(0, lo, hi - lo);
   const x2 = g.x2.narrow(0, lo, hi - lo);
   const out: Out = { losses: [], grads: {}, params: {} };
-  const watch = ['base_encoder.backbone.blocks.0.attn.qkv.weight', 'base_encoder.projector.0.weight', 'predictor.0.weight'];
+  const watch = [
+    'base_encoder.backbone.blocks.0.attn.qkv.weight',
+    'base_encoder.projector.0.weight',
+    'predictor.0.weight',
+  ];
   const named = new Map(model.namedParameters());
   for (let s = 0; s < STEPS; s++) {
     const rows = (m: Tensor): Tensor => m.narrow(0, lo * N_CHUNKS, (hi - lo) * N_CHUNKS);
@@ -98,13 +107,14 @@ function run(norm: HeadNorm, rank: number | null, port: number): Out {
 
 // ---- child process entry ----
 if (process.env.MMOCO_DDP_CHILD) {
-  const { norm, rank, port, file } = JSON.parse(process.env.MMOCO_DDP_CHILD) as {
+  const { norm, rank, port, file, noSync } = JSON.parse(process.env.MMOCO_DDP_CHILD) as {
     norm: HeadNorm;
     rank: number;
     port: number;
     file: string;
+    noSync?: boolean;
   };
-  writeFileSync(file, JSON.stringify(run(norm, rank, port)));
+  writeFileSync(file, JSON.stringify(run(norm, rank, port, noSync)));
   process.exit(0);
 }
 
@@ -139,7 +149,8 @@ for (const norm of ['ln', 'bn'] as const) {
     const [r0, r1] = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Out);
     torch.setNumThreads(1);
     const ref = run(norm, null, 0);
-    for (let s = 0; s < STEPS; s++) close([(r0!.losses[s]! + r1!.losses[s]!) / 2], [ref.losses[s]!], `loss of step ${s}`);
+    for (let s = 0; s < STEPS; s++)
+      close([(r0!.losses[s]! + r1!.losses[s]!) / 2], [ref.losses[s]!], `loss of step ${s}`);
     for (const [k, v] of Object.entries(ref.grads)) {
       close(r0!.grads[k]!, v, `gradient ${k} (rank 0)`);
       close(r1!.grads[k]!, v, `gradient ${k} (rank 1)`);
@@ -150,3 +161,25 @@ for (const norm of ['ln', 'bn'] as const) {
     }
   });
 }
+
+test('a rank whose peer never joins fails within the timeout with an error, instead of hanging', () => {
+  const t0 = Date.now();
+  assert.throws(
+    () => distributed.ProcessGroup.init({ rank: 0, worldSize: 2, masterPort: nextPort++, timeoutMs: 1500 }),
+    /distInit/,
+  );
+  assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+});
+
+test('the equivalence test can fail: without SyncBN the two ranks normalise with their own batch', async () => {
+  const port = nextPort++;
+  const files = [0, 1].map((r) => join(tmp, `nosync-${r}.json`));
+  const codes = await Promise.all(
+    [0, 1].map((rank) => child({ norm: 'bn', rank, port, file: files[rank], noSync: true })),
+  );
+  assert.deepEqual(codes, [0, 0]);
+  const [r0, r1] = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Out);
+  const ref = run('bn', null, 0);
+  const diff = Math.abs((r0!.losses[0]! + r1!.losses[0]!) / 2 - ref.losses[0]!);
+  assert.ok(diff > 1e-4, `loss differs by ${diff}`);
+});
