@@ -18,6 +18,7 @@ commands:
   flops      the FLOP table of a configuration (Figure 3(a))
   export     write a run's backbone in timm's names as safetensors
   info       the engine (libtorch, threads, BLAS, devices), or what a checkpoint holds
+  launch     run a training command as N data-parallel processes (and on several nodes), as torchrun
   help       this text`;
 
 type Command = (argv: readonly string[]) => number | Promise<number>;
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   flops: async () => (await import('./commands/flops.js')).flopsCommand,
   export: async () => (await import('./commands/checkpoint.js')).exportCommand,
   info: async () => (await import('./commands/checkpoint.js')).infoCommand,
+  launch: async () => (await import('./commands/launch.js')).launchCommand,
 };
 
 async function main(argv: string[]): Promise<number> {

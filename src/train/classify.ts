@@ -10,6 +10,7 @@ import type { VisionTransformer } from '../models/index.js';
 import { buildBackbone } from './backbone.js';
 import type { FinetuneConfig, LinprobeConfig } from './config.js';
 import { makeLoader, openData, sampled } from './data.js';
+import { mixKey } from '../data/index.js';
 import { Finetuner } from './finetune.js';
 import { LinearProbe } from './linprobe.js';
 import { loadPretrainedBackbone } from './pretrained.js';
@@ -76,7 +77,21 @@ export async function runClassification(
   const data = openData(cfg.data, cfg.valData);
   if (!data.val) throw new ConfigError(`${data.name}: no validation split (give --val-data)`);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
-  const loader = makeLoader(train, cfg, { shuffle: true, dropLast: true });
+  // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
+  const group = torch.distributed.ProcessGroup.fromEnv({ timeoutMs: 30 * 60 * 1000 });
+  const rank = group?.rank ?? 0;
+  const world = group?.worldSize ?? 1;
+  if (cfg.batchSize % world !== 0) {
+    throw new ConfigError(`batchSize (${cfg.batchSize}) must be divisible by the ${world} processes`);
+  }
+  const lead = rank === 0;
+  const loader = makeLoader(train, cfg, {
+    shuffle: true,
+    dropLast: true,
+    batchSize: cfg.batchSize / world,
+    rank,
+    worldSize: world,
+  });
   const valLoader = makeLoader(data.val, cfg, { shuffle: false, dropLast: false });
   const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
   if (batches < 1) throw new Error(`${data.name}: ${train.length} images make no full batch of ${cfg.batchSize}`);
@@ -146,17 +161,21 @@ export async function runClassification(
     step = Number(p.step);
     best = Number(p.bestTop1);
     resumedFrom = startEpoch;
-    run.truncateMetrics(Number(p.metricsLength));
-    run.log({ kind: 'resume', epoch: startEpoch, step });
-    log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
-  } else {
+    if (lead) {
+      run.truncateMetrics(Number(p.metricsLength));
+      run.log({ kind: 'resume', epoch: startEpoch, step });
+      log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
+    }
+  } else if (lead) {
     run.writeConfig(config);
     run.resetMetrics();
     run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, weights });
   }
-  log(
-    `${kind} ${weights} on ${data.name} (${train.length} images, ${numClasses} classes, ${batches} steps/epoch) → ${out}`,
-  );
+  if (group) trainer.distribute(group);
+  if (lead)
+    log(
+      `${kind} ${weights} on ${data.name} (${train.length} images, ${numClasses} classes, ${batches} steps/epoch) → ${out}`,
+    );
 
   const t0 = performance.now();
   let last = { top1: NaN, top5: NaN };
@@ -164,6 +183,8 @@ export async function runClassification(
     const te = performance.now();
     let i = 0;
     let lossSum = 0;
+    // augmentation (and mixup) draws: seeded by (seed, epoch, rank), so resuming reproduces them
+    torch.manualSeed(mixKey(cfg.seed, epoch, rank) % 2 ** 53);
     for await (const batch of loader.epoch(epoch)) {
       if (i >= batches) {
         torch.dispose([batch.images, batch.labels]);
@@ -175,16 +196,21 @@ export async function runClassification(
       } catch (e) {
         const m = /loss is (\S+) at iteration/.exec((e as Error).message);
         if (!m) throw e;
-        run.log({ kind: 'stop', reason: `loss ${m[1]}`, epoch, step });
+        if (lead) run.log({ kind: 'stop', reason: `loss ${m[1]}`, epoch, step });
         throw new TrainingDiverged(step, epoch, Number(m[1]), run.checkpoint());
       } finally {
         torch.dispose([batch.images, batch.labels]);
       }
-      if (step % cfg.logEvery === 0) run.log({ kind: 'step', epoch, step, loss: r.loss, lr: r.lr });
-      hooks.onStep?.({ epoch, step, batch: i, batches, ...r });
+      if (lead && step % cfg.logEvery === 0) run.log({ kind: 'step', epoch, step, loss: r.loss, lr: r.lr });
+      if (lead) hooks.onStep?.({ epoch, step, batch: i, batches, ...r });
       lossSum += r.loss;
       step++;
       i++;
+    }
+    if (!lead) {
+      // rank 0 evaluates and writes; the others wait for it
+      group?.barrier();
+      continue;
     }
     const ev = await trainer.evaluate(valLoader);
     last = { top1: ev.top1, top5: ev.top5 };
@@ -212,7 +238,9 @@ export async function runClassification(
       progress: { epoch, step, bestTop1: best, metricsLength: run.metricsLength() },
     });
     hooks.onEpoch?.({ epoch, epochs: cfg.epochs, loss: lossSum / Math.max(1, i), top1: ev.top1, top5: ev.top5, wallS });
+    group?.barrier();
   }
+  group?.destroy();
   const result: ClassifyResult = {
     dir: out,
     ...last,

@@ -114,9 +114,11 @@ export interface LoaderConfig {
 export function makeLoader(
   ds: Dataset,
   c: LoaderConfig,
-  o: { shuffle: boolean; dropLast: boolean; batchSize?: number },
+  o: { shuffle: boolean; dropLast: boolean; batchSize?: number; rank?: number; worldSize?: number },
 ): DataLoader {
   return new DataLoader(ds, {
+    rank: o.rank ?? 0,
+    worldSize: o.worldSize ?? 1,
     batchSize: Math.min(o.batchSize ?? c.batchSize, o.dropLast ? ds.length : Infinity),
     shuffle: o.shuffle,
     seed: c.seed,

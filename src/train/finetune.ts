@@ -3,7 +3,7 @@
 // warmup + half-cosine down to minLr, timm's training augmentation (RandAugment, random
 // erasing) then mixup/cutmix with label smoothing and the soft-target cross-entropy.
 import type { VisionTransformer } from '../models/index.js';
-import { F, autocast, nn, optim, tidy, type AutocastOptions, type Tensor } from '../torch/index.js';
+import { F, autocast, distributed, nn, optim, tidy, type AutocastOptions, type Tensor } from '../torch/index.js';
 import {
   EvalTransform,
   FinetuneAugmentation,
@@ -84,6 +84,8 @@ export class Finetuner {
   readonly labelSmoothing: number;
   readonly clipGrad: number | null;
   readonly amp: AutocastOptions | null;
+  /** Data-parallel training: gradients averaged over this group (set with `distribute`). */
+  group: distributed.ProcessGroup | null = null;
 
   constructor(model: VisionTransformer, o: FinetunerOptions) {
     if (!(model.head instanceof nn.Linear)) {
@@ -165,12 +167,22 @@ export class Finetuner {
       if (!Number.isFinite(v)) throw new Error(`Finetuner: loss is ${v} at iteration ${iter}, stopping`);
       this.optimizer.zeroGrad();
       l.backward();
+      // data-parallel: gradients averaged over the ranks (DDP)
+      if (this.group) distributed.allReduceGradients(this.optimizer.params(), this.group);
       if (this.clipGrad !== null) optim.clipGradNorm(this.optimizer.params(), this.clipGrad);
       this.optimizer.step();
       this.optimizer.zeroGrad();
       return v;
     });
     return { loss, lr };
+  }
+
+  /** Data-parallel over `group`: rank 0's weights everywhere, BatchNorm (if any) over the global batch. */
+  distribute(group: distributed.ProcessGroup): this {
+    this.group = group;
+    distributed.convertSyncBatchNorm(this.model, group);
+    distributed.broadcastModule(this.model, group);
+    return this;
   }
 
   /** Top-1/top-5 and loss on a loader, with the EvalTransform at the model's size unless given. */

@@ -6,6 +6,7 @@ import type { VisionTransformer } from '../models/index.js';
 import {
   F,
   autocast,
+  distributed,
   nn,
   noGrad,
   optim,
@@ -80,6 +81,8 @@ export class LinearProbe {
   readonly transform: ImageTransform;
   private readonly featureOf: (images: Tensor) => Tensor;
   private readonly amp: AutocastOptions | null;
+  /** Data-parallel training: gradients averaged and BN statistics shared over this group (set with `distribute`). */
+  group: distributed.ProcessGroup | null = null;
 
   constructor(backbone: VisionTransformer, o: LinearProbeOptions) {
     this.backbone = backbone;
@@ -111,6 +114,14 @@ export class LinearProbe {
     this.amp = o.autocast ?? null;
     this.featureOf =
       o.features ?? ((x: Tensor): Tensor => backbone.forwardHead(backbone.forwardFeatures(x), { preLogits: true }));
+  }
+
+  /** Data-parallel over `group`: the head's BatchNorm uses the global batch, rank 0's head weights everywhere. */
+  distribute(group: distributed.ProcessGroup): this {
+    this.group = group;
+    distributed.convertSyncBatchNorm(this.head, group);
+    distributed.broadcastModule(this.head, group);
+    return this;
   }
 
   get training(): boolean {
@@ -165,6 +176,8 @@ export class LinearProbe {
       const l = F.crossEntropy(logits, labels.to({ device: logits.device, dtype: 'int64' }));
       this.optimizer.zeroGrad();
       l.backward();
+      // data-parallel: gradients averaged over the ranks (DDP)
+      if (this.group) distributed.allReduceGradients(this.optimizer.params(), this.group);
       const v = Number(l.item());
       if (!Number.isFinite(v)) throw new Error(`LinearProbe: loss is ${v} at iteration ${iter}, stopping`);
       this.optimizer.step();

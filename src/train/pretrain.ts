@@ -9,12 +9,15 @@ import { optim } from '../torch/index.js';
 import { loadCheckpoint, saveCheckpoint } from '../torch/io/checkpoint.js';
 import { buildBackbone } from './backbone.js';
 import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
-import { transforms } from '../data/index.js';
+import { mixKey, transforms } from '../data/index.js';
 import type { PretrainConfig } from './config.js';
 import { makeLoader, openData, sampled } from './data.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
 import { RunDir, TrainingDiverged, configMismatch } from './run-dir.js';
+
+/** Collective timeout of training groups: long enough for rank 0's kNN and checkpoint. */
+const DIST_TIMEOUT_MS = 30 * 60 * 1000;
 
 /** Config keys that may change when a run resumes (they do not change what is computed). */
 export const RESUMABLE_FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'knnEvery', 'data', 'valData'];
@@ -94,9 +97,23 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   if (!(cfg.warmupEpochs < cfg.epochs)) {
     throw new ConfigError(`warmupEpochs (${cfg.warmupEpochs}) must be less than epochs (${cfg.epochs})`);
   }
+  // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
+  const group = torch.distributed.ProcessGroup.fromEnv({ timeoutMs: DIST_TIMEOUT_MS });
+  const rank = group?.rank ?? 0;
+  const world = group?.worldSize ?? 1;
+  if (cfg.batchSize % world !== 0) {
+    throw new ConfigError(`batchSize (${cfg.batchSize}) must be divisible by the ${world} processes`);
+  }
+  const lead = rank === 0;
   const data = openData(cfg.data, cfg.valData);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
-  const loader = makeLoader(train, cfg, { shuffle: true, dropLast: true });
+  const loader = makeLoader(train, cfg, {
+    shuffle: true,
+    dropLast: true,
+    batchSize: cfg.batchSize / world,
+    rank,
+    worldSize: world,
+  });
   const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
   if (batches < 1) {
     throw new Error(`${data.name}: ${train.length} training images make no full batch of ${cfg.batchSize}`);
@@ -141,18 +158,25 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     startEpoch = Number(progress.epoch) + 1;
     step = Number(progress.step);
     resumedFrom = startEpoch;
-    run.truncateMetrics(Number(progress.metricsLength));
-    run.log({ kind: 'resume', epoch: startEpoch, step });
-    log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
-  } else {
+    if (lead) {
+      run.truncateMetrics(Number(progress.metricsLength));
+      run.log({ kind: 'resume', epoch: startEpoch, step });
+      log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
+    }
+  } else if (lead) {
     run.writeConfig(config);
     run.resetMetrics();
-    run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length });
+    run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, worldSize: world });
   }
-  log(
-    `pretrain ${cfg.method} n=${cfg.numChunks} m=${cfg.targetChunks} ${cfg.model}/${cfg.patchSize} ${cfg.imgSize}px ` +
-      `on ${data.name} (${train.length} images, ${batches} steps/epoch, batch ${cfg.batchSize}), ${cfg.epochs} epochs → ${out}`,
-  );
+  // every rank starts from rank 0's weights; BN heads become SyncBN; keys and gradients are shared
+  if (group) model.distribute(group);
+  if (lead)
+    log(
+      `pretrain ${cfg.method} n=${cfg.numChunks} m=${cfg.targetChunks} ${cfg.model}/${cfg.patchSize} ${cfg.imgSize}px ` +
+        `on ${data.name} (${train.length} images, ${batches} steps/epoch, batch ${cfg.batchSize}` +
+        (world > 1 ? ` = ${world} processes x ${cfg.batchSize / world}` : '') +
+        `), ${cfg.epochs} epochs → ${out}`,
+    );
 
   const t0 = performance.now();
   const speeds: number[] = [];
@@ -162,6 +186,9 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     let lossSum = 0;
     let i = 0;
     let tStep = performance.now();
+    // augmentations and masks draw from a generator seeded by (seed, epoch, rank): a resumed run
+    // and every rank of a distributed one reproduce exactly what an uninterrupted run draws
+    torch.manualSeed(mixKey(cfg.seed, epoch, rank) % 2 ** 53);
     for await (const batch of loader.epoch(epoch)) {
       if (i >= batches) {
         torch.dispose([batch.images, batch.labels]);
@@ -180,14 +207,15 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
         });
       });
       torch.dispose([batch.images, batch.labels]);
+      if (group) r.loss = globalMean(group, r.loss);
       if (!Number.isFinite(r.loss)) {
-        run.log({ kind: 'stop', reason: `loss ${r.loss}`, epoch, step });
+        if (lead) run.log({ kind: 'stop', reason: `loss ${r.loss}`, epoch, step });
         throw new TrainingDiverged(step, epoch, r.loss, run.checkpoint());
       }
       const now = performance.now();
       const imagesPerSec = (cfg.batchSize * 1000) / (now - tStep);
       tStep = now;
-      if (step % cfg.logEvery === 0) {
+      if (lead && step % cfg.logEvery === 0) {
         run.log({
           kind: 'step',
           epoch,
@@ -201,7 +229,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
           imagesPerSec,
         });
       }
-      hooks.onStep?.({ ...r, epoch, step, batch: i, batches, imagesPerSec });
+      if (lead) hooks.onStep?.({ ...r, epoch, step, batch: i, batches, imagesPerSec });
       lossSum += r.loss;
       step++;
       i++;
@@ -211,7 +239,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     speeds.push(epochSpeed);
     knnTop1 = null;
     const last = epoch === cfg.epochs - 1;
-    if (data.val && cfg.knnEvery > 0 && ((epoch + 1) % cfg.knnEvery === 0 || last)) {
+    if (lead && data.val && cfg.knnEvery > 0 && ((epoch + 1) % cfg.knnEvery === 0 || last)) {
       const k = await knnMonitor(model.base_encoder.backbone, train, data.val, cfg);
       knnTop1 = k.top1;
     }
@@ -223,14 +251,19 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
       imagesPerSec: epochSpeed,
       wallS: (performance.now() - te) / 1000,
     };
-    run.log({ kind: 'epoch', ...info, skipped: loader.skips(epoch).length });
-    saveCheckpoint(run.checkpointDir, {
-      modules: { model },
-      stateful: { optimizer: opt },
-      progress: { epoch, step, metricsLength: run.metricsLength() },
-    });
-    hooks.onEpoch?.(info);
+    if (lead) {
+      run.log({ kind: 'epoch', ...info, skipped: loader.skips(epoch).length });
+      saveCheckpoint(run.checkpointDir, {
+        modules: { model },
+        stateful: { optimizer: opt },
+        progress: { epoch, step, metricsLength: run.metricsLength() },
+      });
+      hooks.onEpoch?.(info);
+    }
+    // the others wait while rank 0 evaluates and writes, so that no collective times out
+    group?.barrier();
   }
+  group?.destroy();
   return {
     dir: out,
     epochs: cfg.epochs,
@@ -251,6 +284,15 @@ export function precisionOf(
   const p = torch.choosePrecision(cfg.precision, cfg.device);
   log(`precision ${p.precision} (${p.reason})`);
   return p.precision === 'bf16' ? { device: cfg.device, dtype: 'bfloat16' } : null;
+}
+
+/** The mean over the ranks of a per-rank number (the loss of the global batch). */
+function globalMean(group: torch.distributed.ProcessGroup, v: number): number {
+  return torch.tidy(() => {
+    const t = torch.tensor(Float64Array.from([v]));
+    group.allReduce(t, 'mean');
+    return Number(t.item());
+  });
 }
 
 function nullIfNaN(v: number): number | null {

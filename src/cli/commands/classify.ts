@@ -31,6 +31,7 @@ async function classify(kind: 'linprobe' | 'finetune', argv: readonly string[], 
       );
     },
   });
+  if (Number(process.env.RANK ?? 0) !== 0) return 0; // under `mmoco launch` only rank 0 reports
   console.log(
     JSON.stringify({
       run: res.dir,

@@ -45,6 +45,8 @@ export async function pretrainCommand(argv: readonly string[]): Promise<number> 
     },
   });
   result.model.dispose();
+  // under `mmoco launch` only rank 0 reports
+  if (Number(process.env.RANK ?? 0) !== 0) return 0;
   console.log(
     JSON.stringify({
       run: result.dir,
