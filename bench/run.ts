@@ -14,6 +14,10 @@ const BENCHES: Record<string, { about: string; run: (args: string[]) => Promise<
     about: 'images/s of one M-MoCo pre-training step (trainStep) against the same step in PyTorch',
     run: async (args) => (await import('./step.js')).runStep(args),
   },
+  dist: {
+    about: 'images/s of data-parallel pre-training with 1 and 2 processes (Gloo) against PyTorch DDP',
+    run: async (args) => (await import('./dist.js')).runDist(args),
+  },
   threads: {
     about: 'thread/BLAS study: ViT-Tiny block step and 2048³ matmul at 1 and 2 threads (--help for options)',
     run: async (args) => (await import('./threads.js')).runThreads(args),

@@ -69,6 +69,16 @@ function hasCuda(lt) {
   return existsSync(join(lt.lib, 'libtorch_cuda.so'));
 }
 
+// NCCL process groups need the CUDA toolkit's and NCCL's headers besides libtorch's (pip wheels
+// ship neither): CUDA_HOME (default /usr/local/cuda) and NCCL_INCLUDE_DIR (default: CUDA_HOME's).
+function ncclIncludes(lt) {
+  if (!hasCuda(lt)) return null;
+  const cuda = join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'include');
+  const nccl = process.env.NCCL_INCLUDE_DIR ?? cuda;
+  if (!existsSync(join(cuda, 'cuda_runtime_api.h')) || !existsSync(join(nccl, 'nccl.h'))) return null;
+  return [...new Set([cuda, nccl])];
+}
+
 function libs(lt) {
   const out = [`-L${lt.lib}`];
   if (!lt.system) out.push(`-Wl,-rpath,${lt.lib}`);
@@ -85,13 +95,19 @@ if (what) {
   const lt = findLibtorch();
   switch (what) {
     case 'include':
-      console.log(lt.include.join(' '));
+      console.log([...lt.include, ...(ncclIncludes(lt) ?? [])].join(' '));
       break;
     case 'libs':
       console.log(libs(lt).join(' '));
       break;
     case 'cflags':
-      console.log([`-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`, `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`].join(' '));
+      console.log(
+        [
+          `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`,
+          `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`,
+          ...(ncclIncludes(lt) ? ['-DMM_WITH_NCCL=1', '-DUSE_C10D_NCCL=1'] : []),
+        ].join(' '),
+      );
       break;
     case 'describe':
       console.log(

@@ -78,7 +78,10 @@ export async function runClassification(
   if (!data.val) throw new ConfigError(`${data.name}: no validation split (give --val-data)`);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
   // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
-  const group = torch.distributed.ProcessGroup.fromEnv({ timeoutMs: 30 * 60 * 1000 });
+  const group = torch.distributed.ProcessGroup.fromEnv({
+    timeoutMs: 30 * 60 * 1000,
+    backend: cfg.device === 'cuda' ? 'nccl' : 'gloo',
+  });
   const rank = group?.rank ?? 0;
   const world = group?.worldSize ?? 1;
   if (cfg.batchSize % world !== 0) {

@@ -98,7 +98,10 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     throw new ConfigError(`warmupEpochs (${cfg.warmupEpochs}) must be less than epochs (${cfg.epochs})`);
   }
   // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
-  const group = torch.distributed.ProcessGroup.fromEnv({ timeoutMs: DIST_TIMEOUT_MS });
+  const group = torch.distributed.ProcessGroup.fromEnv({
+    timeoutMs: DIST_TIMEOUT_MS,
+    backend: cfg.device === 'cuda' ? 'nccl' : 'gloo',
+  });
   const rank = group?.rank ?? 0;
   const world = group?.worldSize ?? 1;
   if (cfg.batchSize % world !== 0) {
