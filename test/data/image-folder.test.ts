@@ -254,6 +254,8 @@ test('a decode worker that dies costs nothing: its files are decoded again, one 
   const ds = new ImageFolder(root, { cacheDir: false });
   ensureDecodeWorkers(1);
   const [pid] = decodeWorkerPids();
+  // stopped first, so the worker cannot finish the request before it dies (no race under load)
+  process.kill(pid!, 'SIGSTOP');
   const direct = decodeFiles([ds.path(0), ds.path(1)]);
   process.kill(pid!, 'SIGKILL');
   await assert.rejects(direct, DecodeCrash);
