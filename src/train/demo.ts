@@ -4,7 +4,6 @@
 // and write the run's report.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import type { Tensor } from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io/atomic.js';
 import type { VisionTransformer } from '../models/index.js';
 import { writeReport } from '../report/index.js';
@@ -87,7 +86,7 @@ async function scores(
     const probeTop1 = probeOnFeatures(backbone, f, numClasses, { seed: cfg.seed });
     return { knnTop1: knn.top1, probeTop1 };
   } finally {
-    torch.dispose([f.train, f.val] as unknown as Tensor[]);
+    torch.dispose([f.train, f.val]);
   }
 }
 

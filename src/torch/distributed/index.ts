@@ -162,7 +162,9 @@ export function allReduceGradients(
   for (const p of params) {
     if (!p.requiresGrad) continue;
     const key = `${p.dtype}@${p.device}`;
-    byType.set(key, [...(byType.get(key) ?? []), p]);
+    const list = byType.get(key);
+    if (list) list.push(p);
+    else byType.set(key, [p]);
   }
   for (const ps of byType.values()) {
     let bucket: Tensor[] = [];
@@ -193,7 +195,7 @@ export function allReduceGradients(
     };
     for (const p of ps) {
       bucket.push(p);
-      bytes += p.numel() * 4;
+      bytes += p.numel() * 4; // bucket sizing only: master weights are float32
       if (bytes >= limit) flush();
     }
     flush();
