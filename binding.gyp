@@ -12,13 +12,14 @@
         "native/src/image.cc",
         "native/src/optim.cc",
         "native/src/runtime.cc",
-        "native/src/dist.cc"
+        "native/src/dist.cc",
+        "native/src/jpeg.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/libtorch.mjs include)"
       ],
-      "libraries": ["<!@(node scripts/libtorch.mjs libs)"],
+      "libraries": ["<!@(node scripts/libtorch.mjs libs)", "-ljpeg"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],

@@ -10,7 +10,15 @@
 //                            decode comparison, it shows what the cache buys
 //   generated-256-crop224    1,536 generated 256 px JPEGs center-cropped to 224 (ImageNet-sized
 //                            decoding, where the cost per image is not dominated by overheads)
-// The first three read ../shared/datasets when present, else generated folders of the same
+//   {cifar10,imagenette}-{strong,medium,light}-{32,64}
+//                            the paper's pre-training strategies (§4.1): two normalised float
+//                            views per image, 32 px on CIFAR-10, 64 px from Imagenette's 72 px.
+//                            mmoco: the loader's uint8 batches through the strategy's batched
+//                            libtorch ops (src/data/transforms/pretrain.ts) on the main thread;
+//                            PyTorch: MoCo v3's per-image PIL/torchvision pipeline (and the
+//                            medium/light variants, bench/data_torch.py) in the DataLoader's
+//                            workers, which is how its users run it
+// The CIFAR-10 and Imagenette cases read ../shared/datasets when present, else generated folders of the same
 // image sizes. Both sides: shuffled, batch 256, drop_last, the same number of workers (mmoco:
 // decode worker processes; PyTorch: DataLoader worker processes), uint8 NCHW batches with int64
 // labels, no augmentation; mmoco prefetches 4 batches, as PyTorch's 2 workers × prefetch 2.
@@ -46,6 +54,7 @@ import { centerCrop } from '../src/data/fit.js';
 import { ImageFolder } from '../src/data/image-folder.js';
 import { DataLoader } from '../src/data/loader.js';
 import { SyntheticImages, writeImageFolder } from '../src/data/synthetic.js';
+import { pretrainAugmentation, type PretrainStrategy } from '../src/data/transforms/index.js';
 
 interface Case {
   id: string;
@@ -57,13 +66,36 @@ interface Case {
   crop: number;
   /** mmoco timed on a later epoch, served from ImageFolder's decoded cache */
   cached?: boolean;
+  /** two views per image by this pre-training strategy, of side viewSize */
+  strategy?: PretrainStrategy;
+  viewSize?: number;
 }
+
+const STRATEGIES: PretrainStrategy[] = ['strong', 'medium', 'light'];
 
 const CASES: Case[] = [
   { id: 'cifar10-train-32', set: 'cifar10', size: 32, generated: 6000, crop: 0 },
   { id: 'imagenette-train-crop64', set: 'imagenette', size: 72, generated: 3000, crop: 64 },
   { id: 'cifar10-train-32-cached', set: 'cifar10', size: 32, generated: 6000, crop: 0, cached: true },
   { id: 'generated-256-crop224', size: 256, generated: 1536, crop: 224 },
+  ...STRATEGIES.map((strategy): Case => ({
+    id: `cifar10-${strategy}-32`,
+    set: 'cifar10',
+    size: 32,
+    generated: 6000,
+    crop: 0,
+    strategy,
+    viewSize: 32,
+  })),
+  ...STRATEGIES.map((strategy): Case => ({
+    id: `imagenette-${strategy}-64`,
+    set: 'imagenette',
+    size: 72,
+    generated: 3000,
+    crop: 0,
+    strategy,
+    viewSize: 64,
+  })),
 ];
 
 /** CPU time (user + system) of the given processes so far, ms (Linux /proc; 0 elsewhere). */
@@ -114,7 +146,13 @@ async function oursImagesPerSec(
   let c0 = 0;
   let first = true;
   let w0 = 0;
+  const aug = c.strategy ? pretrainAugmentation(c.strategy, { size: c.viewSize }) : undefined;
   for await (const b of loader.epoch(o.epoch)) {
+    if (aug) {
+      const { view1, view2 } = aug.forward(b.images);
+      view1.dispose();
+      view2.dispose();
+    }
     if (first) {
       first = false;
       t0 = now();
@@ -146,6 +184,7 @@ function torchImagesPerSec(root: string, c: Case, o: { batch: number; workers: n
     String(o.images),
   ];
   if (c.crop) args.push('--crop', String(c.crop));
+  if (c.strategy) args.push('--strategy', c.strategy, '--size', String(c.viewSize));
   const [row] = runJsonLines(findTorchPython(), args, process.env, 600_000);
   if (!row || typeof row.imagesPerSec !== 'number')
     throw new Error(`bench data: ${c.id}: no result from data_torch.py`);
@@ -224,6 +263,7 @@ export async function runData(args: string[]): Promise<void> {
           images,
           rounds: o.rounds,
           source,
+          ...(c.strategy ? { strategy: c.strategy, viewSize: c.viewSize } : {}),
           ...(c.cached ? { note: 'ours from the decoded cache (a later epoch); torch decodes every epoch' } : {}),
           oursRounds: ours.map((x) => sig(x)),
           torchRounds: torch.map((x) => sig(x)),

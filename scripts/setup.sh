@@ -22,7 +22,7 @@ log() { echo "[setup] $*" >&2; }
 # GEMMs on libtorch's own OpenMP pool instead of a competing pthread pool: a ViT block
 # training step gains 1.66x from the second core against 0.86x (bench/THREADS.md).
 BLAS_PKG=libopenblas0-openmp
-packages=(libtorch-dev libgloo-dev "$BLAS_PKG" g++ make python3 dataset-fashion-mnist chromium)
+packages=(libtorch-dev libgloo-dev libjpeg-dev "$BLAS_PKG" g++ make python3 dataset-fashion-mnist chromium)
 [ "$want_reference" = 1 ] && packages+=(python3-torch)
 
 missing=()

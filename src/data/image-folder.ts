@@ -1,6 +1,8 @@
-// ImageFolder: images in one sub-folder per class (torchvision's layout), decoded with sharp
-// in the decode pool's worker processes. Optionally keeps decoded images in memory (up to a
-// byte budget), so that later epochs of a small data set skip decoding.
+// ImageFolder: images in one sub-folder per class (torchvision's layout). JPEGs are decoded by
+// libjpeg in the native addon's threads (decode-native.ts); what it leaves (PNG, WebP, rotated,
+// ICC-tagged, CMYK, corrupt files) goes to sharp in the decode pool's worker processes, which
+// decodes or rejects it. Optionally keeps decoded images in memory (up to a byte budget), so
+// that later epochs of a small data set skip decoding.
 import { join } from 'node:path';
 import {
   SampleError,
@@ -11,10 +13,16 @@ import {
   type RgbImage,
   type Sample,
 } from './dataset.js';
+import { decodeJpegFiles } from './decode-native.js';
 import { DecodeCrash, decodeFiles, ensureDecodeWorkers, type DecodedFile } from './decode-pool.js';
 import { indexImageFolder, type IndexOptions } from './folder-index.js';
 
 export interface ImageFolderOptions extends IndexOptions {
+  /**
+   * 'libjpeg' (default): JPEGs in the native addon, the rest with sharp; 'sharp': everything
+   * with sharp (the two give the same pixels; sharp is several times slower on small JPEGs).
+   */
+  decoder?: 'libjpeg' | 'sharp';
   /**
    * Plain JPEGs of one size are decoded up to this many per sharp call (1: one call per
    * image). Default 32.
@@ -38,6 +46,7 @@ export class ImageFolder implements Dataset {
   private readonly files: string[];
   private readonly labels: Int32Array;
   private readonly joinSize: number;
+  readonly decoder: 'libjpeg' | 'sharp';
   private readonly cacheBudget: number;
   private cached: (Uint8Array | undefined)[] = [];
   private cachedSizes: Int32Array | undefined;
@@ -52,6 +61,9 @@ export class ImageFolder implements Dataset {
     this.length = idx.files.length;
     this.fromCache = idx.fromCache;
     this.joinSize = Math.max(1, Math.floor(opts.joinSize ?? 32));
+    this.decoder = opts.decoder ?? 'libjpeg';
+    if (this.decoder !== 'libjpeg' && this.decoder !== 'sharp')
+      throw new RangeError(`ImageFolder: decoder must be 'libjpeg' or 'sharp', got '${String(this.decoder)}'`);
     this.cacheBudget = Math.max(0, opts.decodedCache ?? 0);
   }
 
@@ -105,10 +117,10 @@ export class ImageFolder implements Dataset {
   }
 
   /**
-   * Decodes in the decode pool's worker processes (decode-pool.ts), one request per
-   * `limit` slot (the pool grows to that many workers). When a worker dies on a request,
-   * its files are decoded again one per request, so only a file that kills a worker by
-   * itself is lost (as a SampleError).
+   * Decodes `limit.slots` requests at a time: each one a native libjpeg call (one thread of
+   * libuv's pool), then the files it left in the decode pool's worker processes (sharp). When
+   * a worker dies on a request, its files are decoded again one per request, so only a file
+   * that kills a worker by itself is lost (as a SampleError).
    */
   async getMany(indices: readonly number[], limit: Limiter): Promise<(Sample | SampleError)[]> {
     for (const i of indices) checkIndex(this, i, 'ImageFolder.getMany');
@@ -121,29 +133,49 @@ export class ImageFolder implements Dataset {
       else todo.push(k);
     });
     if (todo.length === 0) return out;
-    ensureDecodeWorkers(limit.slots);
-    const per = Math.max(this.joinSize, Math.ceil(todo.length / limit.slots));
+    const per = Math.max(8, Math.ceil(todo.length / limit.slots));
     const jobs: Promise<void>[] = [];
     for (let s = 0; s < todo.length; s += per) {
       const ks = todo.slice(s, s + per);
       const part = ks.map((k) => this.path(indices[k]!));
       jobs.push(
-        limit(() => decodeFiles(part, this.joinSize))
-          .catch((err: unknown) => (err instanceof DecodeCrash ? this.oneByOne(part, limit) : Promise.reject(err)))
-          .then((files) => {
-            files.forEach((f, j) => {
-              const k = ks[j]!;
-              const i = indices[k]!;
-              if (f.image) {
-                if (this.cacheBudget > 0) this.remember(i, f.image);
-                out[k] = { image: f.image, label: this.labels[i]! };
-              } else out[k] = new SampleError(part[j]!, i, f.error ?? 'unreadable');
-            });
-          }),
+        this.decode(part, limit).then((files) => {
+          files.forEach((f, j) => {
+            const k = ks[j]!;
+            const i = indices[k]!;
+            if (f.image) {
+              if (this.cacheBudget > 0) this.remember(i, f.image);
+              out[k] = { image: f.image, label: this.labels[i]! };
+            } else out[k] = new SampleError(part[j]!, i, f.error ?? 'unreadable');
+          });
+        }),
       );
     }
     await Promise.all(jobs);
     return out;
+  }
+
+  /** Native first, sharp for what it leaves (each step takes its own limiter slot). */
+  private async decode(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {
+    if (this.decoder === 'sharp') return this.withSharp(paths, limit);
+    const native = await limit(() => decodeJpegFiles(paths));
+    const rest: number[] = [];
+    native.forEach((f, j) => f.image || rest.push(j));
+    const out: DecodedFile[] = native.map((f) => ({ image: f.image }));
+    if (rest.length === 0) return out;
+    const again = await this.withSharp(
+      rest.map((j) => paths[j]!),
+      limit,
+    );
+    rest.forEach((j, t) => (out[j] = again[t]!));
+    return out;
+  }
+
+  private withSharp(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {
+    ensureDecodeWorkers(limit.slots);
+    return limit(() => decodeFiles(paths, this.joinSize)).catch((err: unknown) =>
+      err instanceof DecodeCrash ? this.oneByOne(paths, limit) : Promise.reject(err),
+    );
   }
 
   private oneByOne(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {

@@ -10,7 +10,7 @@
 // one. Data sets that decode (ImageFolder) do it in `workers` decode worker processes
 // (decode-pool.ts: each reads files and decodes them with sharp), at most `workers` requests at
 // once for the whole loader; the main thread only sends the requests, applies `perSample`, and
-// copies the pixels into the NCHW layout. The tensors are made when the caller takes the
+// copies the pixels into one NHWC buffer (libtorch makes it NCHW when the batch is taken). The tensors are made when the caller takes the
 // batch, outside any scope, and marked `keep`: the caller owns them and disposes them (or
 // leaves them to the garbage collector); the loader never releases them. A caller that stops
 // early leaves nothing behind: batches not yet taken hold plain buffers, no tensors.
@@ -19,7 +19,7 @@
 // reported once per epoch through `onSkip` (default: a warning on stderr) and counted
 // (`skips(epoch)`, `skippedTotal`), and by default replaced by another sample of the rank's
 // part of the epoch (drawn by seed), so batches keep their size.
-import { keep, tensor, type Tensor } from '../torch/index.js';
+import { keep, tensor, tidy, type Tensor } from '../torch/index.js';
 import { SampleError, createLimiter, type Dataset, type Limiter, type RgbImage, type Sample } from './dataset.js';
 import { Rng } from './rng.js';
 
@@ -78,6 +78,7 @@ export interface Batch {
 }
 
 interface Prepared {
+  /** NHWC */
   pixels: Uint8Array;
   labels: BigInt64Array;
   indices: number[];
@@ -187,7 +188,13 @@ export class DataLoader {
 
   private toBatch(p: Prepared, epoch: number): Batch {
     const n = p.indices.length;
-    const images = keep(tensor(p.pixels, { shape: [n, 3, p.height, p.width] }));
+    const images = keep(
+      tidy(() =>
+        tensor(p.pixels, { shape: [n, p.height, p.width, 3] })
+          .permute(0, 3, 1, 2)
+          .contiguous(),
+      ),
+    );
     const labels = keep(tensor(p.labels, { shape: [n] }));
     return { images, labels, indices: p.indices, epoch, batch: p.batch };
   }
@@ -258,32 +265,21 @@ export class DataLoader {
     const ok = slots.filter((s): s is NonNullable<typeof s> => s !== null);
     if (ok.length === 0) return null;
     const { width, height } = ok[0]!.image;
-    const plane = width * height;
-    const pixels = new Uint8Array(ok.length * 3 * plane);
+    const size = width * height * 3;
+    const pixels = new Uint8Array(ok.length * size);
     const labels = new BigInt64Array(ok.length);
     ok.forEach((s, k) => {
       const img = s.image;
-      if (img.width !== width || img.height !== height || img.data.length !== plane * 3) {
+      if (img.width !== width || img.height !== height || img.data.length !== size) {
         throw new Error(
           `DataLoader: images of one batch must have one size: ${this.dataset.source(ok[0]!.index)} is ` +
             `${width}×${height}, ${this.dataset.source(s.index)} is ${img.width}×${img.height} ` +
             '(give a perSample function that crops or resizes)',
         );
       }
-      hwcToChw(img.data, pixels, k * 3 * plane, plane);
+      pixels.set(img.data, k * size);
       labels[k] = BigInt(s.label);
     });
     return { pixels, labels, indices: ok.map((s) => s.index), width, height, batch };
-  }
-}
-
-/** Copies an HWC RGB image into CHW order at `out[offset...]`. */
-function hwcToChw(src: Uint8Array, out: Uint8Array, offset: number, plane: number): void {
-  const g = offset + plane;
-  const b = g + plane;
-  for (let p = 0, q = 0; p < plane; p++, q += 3) {
-    out[offset + p] = src[q]!;
-    out[g + p] = src[q + 1]!;
-    out[b + p] = src[q + 2]!;
   }
 }

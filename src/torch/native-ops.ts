@@ -52,6 +52,7 @@ export const NATIVE_OPS = [
   'cudaIsAvailable',
   'cudaSynchronize',
   'cumsum',
+  'decodeJpegFiles',
   'detach',
   'detach_',
   'device',

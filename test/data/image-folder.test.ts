@@ -224,34 +224,37 @@ test('joined decoding gives the same pixels as decoding each file', async () => 
   }
 });
 
-test('corrupt and truncated files fail alone, with their path', async () => {
-  const root = join(tmp, 'bad');
-  await writeImageFolder(new SyntheticImages({ length: 12, numClasses: 2, size: 16 }), root);
-  const ds = new ImageFolder(root, { cacheDir: false });
-  const good = readFileSync(ds.path(0));
-  writeFileSync(ds.path(3), good.subarray(0, Math.floor(good.length / 2))); // truncated
-  writeFileSync(ds.path(5), Buffer.from('this is not a JPEG at all')); // garbage
-  const garbled = Buffer.from(good);
-  for (let i = 200; i < garbled.length - 2; i += 7) garbled[i] = 0xff; // corrupt scan data
-  writeFileSync(ds.path(7), garbled);
-  rmSync(ds.path(9)); // vanished after indexing
-  const out = await ds.getMany(
-    Array.from({ length: ds.length }, (_, i) => i),
-    createLimiter(2),
-  );
-  const failed = out.flatMap((s, i) => (s instanceof SampleError ? [i] : []));
-  assert.deepEqual(failed, [3, 5, 7, 9]);
-  for (const i of [0, 1, 2, 4, 6, 8, 10, 11]) assert.ok(!(out[i] instanceof SampleError), `sample ${i} decoded`);
-  const e = out[3] as SampleError;
-  assert.equal(e.path, ds.path(3));
-  assert.equal(e.index, 3);
-  await assert.rejects(ds.get(5), (err: unknown) => err instanceof SampleError && err.path === ds.path(5));
-});
+for (const decoder of ['libjpeg', 'sharp'] as const) {
+  test(`corrupt and truncated files fail alone, with their path (${decoder})`, async () => {
+    const root = join(tmp, `bad-${decoder}`);
+    await writeImageFolder(new SyntheticImages({ length: 12, numClasses: 2, size: 16 }), root);
+    const ds = new ImageFolder(root, { cacheDir: false, decoder });
+    const good = readFileSync(ds.path(0));
+    writeFileSync(ds.path(3), good.subarray(0, Math.floor(good.length / 2))); // truncated
+    writeFileSync(ds.path(5), Buffer.from('this is not a JPEG at all')); // garbage
+    const garbled = Buffer.from(good);
+    for (let i = 200; i < garbled.length - 2; i += 7) garbled[i] = 0xff; // corrupt scan data
+    writeFileSync(ds.path(7), garbled);
+    rmSync(ds.path(9)); // vanished after indexing
+    const out = await ds.getMany(
+      Array.from({ length: ds.length }, (_, i) => i),
+      createLimiter(2),
+    );
+    const failed = out.flatMap((s, i) => (s instanceof SampleError ? [i] : []));
+    assert.deepEqual(failed, [3, 5, 7, 9]);
+    for (const i of [0, 1, 2, 4, 6, 8, 10, 11]) assert.ok(!(out[i] instanceof SampleError), `sample ${i} decoded`);
+    const e = out[3] as SampleError;
+    assert.equal(e.path, ds.path(3));
+    assert.equal(e.index, 3);
+    await assert.rejects(ds.get(5), (err: unknown) => err instanceof SampleError && err.path === ds.path(5));
+  });
+}
 
 test('a decode worker that dies costs nothing: its files are decoded again, one by one', async () => {
   const root = join(tmp, 'crash');
   await writeImageFolder(new SyntheticImages({ length: 300, numClasses: 3, size: 16, seed: 8 }), root);
-  const ds = new ImageFolder(root, { cacheDir: false });
+  // JPEGs go to the worker processes only with the sharp decoder (libjpeg runs in this process)
+  const ds = new ImageFolder(root, { cacheDir: false, decoder: 'sharp' });
   ensureDecodeWorkers(1);
   const [pid] = decodeWorkerPids();
   // stopped first, so the worker cannot finish the request before it dies (no race under load)

@@ -1,0 +1,34 @@
+// The loader's fast decoding path: JPEG files read and decoded by libjpeg(-turbo) in the native
+// addon (native/src/jpeg.cc), off the JS thread, all pixels of a request in one buffer.
+//
+// Why: sharp (libvips) spends about 400 µs of CPU per CIFAR-sized JPEG, nearly all of it per-call
+// pipeline set-up; the decoder itself (which PIL and libvips share) needs a few tens. The addon
+// decodes only what gives the same pixels as sharp would (8-bit JPEGs in YCbCr, RGB or
+// grayscale, upright, without an ICC profile); every other file comes back undecoded, with the
+// reason, for the sharp path (decode-pool.ts) to decode or reject.
+import { N } from '../torch/native.js';
+import type { RgbImage } from './dataset.js';
+
+export interface NativeDecoded {
+  /** null: not decoded here (`reason` says why); the caller hands the file to sharp */
+  image: RgbImage | null;
+  reason?: string;
+}
+
+/** Reads and decodes the files (in order) with `threads` native threads (default 1). */
+export async function decodeJpegFiles(paths: readonly string[], threads = 1): Promise<NativeDecoded[]> {
+  if (paths.length === 0) return [];
+  const r = (await N.decodeJpegFiles(paths, threads)) as { pixels: Uint8Array; meta: Float64Array; reasons: string[] };
+  const out: NativeDecoded[] = new Array(paths.length);
+  const px = new Uint8Array(r.pixels.buffer, r.pixels.byteOffset, r.pixels.length);
+  for (let k = 0; k < paths.length; k++) {
+    const at = r.meta[3 * k]!;
+    const width = r.meta[3 * k + 1]!;
+    const height = r.meta[3 * k + 2]!;
+    out[k] =
+      width < 0
+        ? { image: null, reason: r.reasons[k] }
+        : { image: { data: px.subarray(at, at + width * height * 3), width, height } };
+  }
+  return out;
+}
