@@ -13,7 +13,8 @@
         "native/src/optim.cc",
         "native/src/runtime.cc",
         "native/src/dist.cc",
-        "native/src/jpeg.cc"
+        "native/src/jpeg.cc",
+        "native/src/color.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

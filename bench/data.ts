@@ -8,7 +8,7 @@
 //                            memory (decodedCache) and is timed on a later epoch; PyTorch
 //                            decodes every epoch (it has no such cache): not a like-for-like
 //                            decode comparison, it shows what the cache buys
-//   generated-256-crop224    1,536 generated 256 px JPEGs center-cropped to 224 (ImageNet-sized
+//   generated-256-crop224    4,096 generated 256 px JPEGs center-cropped to 224 (ImageNet-sized
 //                            decoding, where the cost per image is not dominated by overheads)
 //   {cifar10,imagenette}-{strong,medium,light}-{32,64}
 //                            the paper's pre-training strategies (§4.1): two normalised float
@@ -77,7 +77,7 @@ const CASES: Case[] = [
   { id: 'cifar10-train-32', set: 'cifar10', size: 32, generated: 6000, crop: 0 },
   { id: 'imagenette-train-crop64', set: 'imagenette', size: 72, generated: 3000, crop: 64 },
   { id: 'cifar10-train-32-cached', set: 'cifar10', size: 32, generated: 6000, crop: 0, cached: true },
-  { id: 'generated-256-crop224', size: 256, generated: 1536, crop: 224 },
+  { id: 'generated-256-crop224', size: 256, generated: 4096, crop: 224 },
   ...STRATEGIES.map((strategy): Case => ({
     id: `cifar10-${strategy}-32`,
     set: 'cifar10',

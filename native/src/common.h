@@ -5,6 +5,9 @@
 
 #include <ATen/ATen.h>
 #include <napi.h>
+#include <ATen/Parallel.h>
+#include <exception>
+#include <thread>
 #include <torch/version.h>
 
 #include <string>
@@ -90,6 +93,36 @@ std::vector<Registrar*>& Registry();
   static Napi::Value op_##name(const Napi::CallbackInfo& a);                        \
   static ::mm::Registrar reg_##name(#name, sig, ::mm::Guarded<op_##name>);           \
   static Napi::Value op_##name(const Napi::CallbackInfo& a)
+
+// Runs fn(begin, end) over [0, n) split into at most at::get_num_threads() contiguous ranges,
+// on threads of its own: the addon is not compiled with OpenMP, so at::parallel_for's
+// header-inline OpenMP path would run serially here. An exception in a range is rethrown.
+template <class Fn2>
+void ParallelRanges(int64_t n, Fn2&& fn) {
+  int64_t t = std::min<int64_t>(std::max(1, at::get_num_threads()), n);
+  if (t <= 1) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(t);
+  for (int64_t j = 1; j < t; j++)
+    pool.emplace_back([&, j] {
+      try {
+        fn(n * j / t, n * (j + 1) / t);
+      } catch (...) {
+        errors[j] = std::current_exception();
+      }
+    });
+  try {
+    fn(int64_t{0}, n / t);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
 
 inline Napi::Value Out(const Napi::CallbackInfo& a, at::Tensor t) { return Wrap(a.Env(), std::move(t)); }
 inline Napi::Value OutList(const Napi::CallbackInfo& a, const std::vector<at::Tensor>& ts) {

@@ -212,9 +212,10 @@ test('prefetch overlaps in time: total ≈ max(decode, step), not their sum', as
   );
 });
 
-test('prefetch with real decoding: the worker processes decode while the main thread is busy', async (t) => {
+test('prefetch with real decoding: images decode off the main thread while it is busy', async (t) => {
   const root = join(tmp, 'overlap');
-  await writeImageFolder(new SyntheticImages({ length: 768, numClasses: 4, size: 32, seed: 6 }), root);
+  // 128 px, so that decoding a batch takes well longer than the main thread's part of it
+  await writeImageFolder(new SyntheticImages({ length: 640, numClasses: 4, size: 128, seed: 6 }), root);
   const ds = new ImageFolder(root, { cacheDir: false });
   const waits = async (prefetch: number, stepMs: number): Promise<number[]> => {
     const out: number[] = [];

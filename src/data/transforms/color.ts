@@ -2,7 +2,7 @@
 // factor for the whole batch or one per image (broadcast as an [n, 1, 1, 1] tensor), so a batch
 // with different factors per image is still one op. Blends clamp to the dtype's range and cast
 // uint8 back by truncation, as torchvision does.
-import { stack, tidy, where as select, type Tensor } from '../../torch/index.js';
+import { F, stack, tensor, tidy, where as select, type Tensor } from '../../torch/index.js';
 import {
   applyTo,
   bernoulli,
@@ -272,6 +272,8 @@ export class ColorJitter {
 
   apply(x: Tensor, params: ColorJitterParams): Tensor {
     const factors = [params.brightness, params.contrast, params.saturation, params.hue];
+    if (x.dtype === 'float32' && x.device === 'cpu' && dims(x, 'ColorJitter')[1] === 3)
+      return this.fused(x, params, factors);
     // the (step, op) sub-batches and their factors are known up front: one upload for all
     const groups: { op: number; idx: number[] }[] = [];
     for (let step = 0; step < 4; step++) {
@@ -302,6 +304,31 @@ export class ColorJitter {
       }
       return y;
     });
+  }
+
+  /** float32 on the CPU: each image's ops in one native pass each (F.colorJitterCpu). */
+  private fused(x: Tensor, params: ColorJitterParams, factors: readonly (readonly number[])[]): Tensor {
+    const n = params.apply.length;
+    const order = new BigInt64Array(4 * n).fill(-1n);
+    const ratio = new Float32Array(4 * n);
+    const complement = new Float32Array(4 * n);
+    for (let i = 0; i < n; i++) {
+      for (let op = 0; op < 4; op++) {
+        ratio[4 * i + op] = factors[op]![i]!;
+        complement[4 * i + op] = 1 - factors[op]![i]!;
+      }
+      if (!params.apply[i]) continue;
+      let k = 0;
+      for (const op of params.order[i]!) if (this.ranges[op] !== null) order[4 * i + k++] = BigInt(op);
+    }
+    return tidy(() =>
+      F.colorJitterCpu(
+        x,
+        tensor(order, { shape: [n, 4] }),
+        tensor(ratio, { shape: [n, 4] }),
+        tensor(complement, { shape: [n, 4] }),
+      ),
+    );
   }
 
   forward(x: Tensor): Tensor {
