@@ -12,11 +12,9 @@
 namespace mm {
 namespace {
 
-// The per-plane kernels are compiled at O3 (the addon builds at O2) with an AVX2 clone picked at
-// run time, and written without branches (selects on bits), so that they vectorise; AVX2 brings
-// no FMA, so every step rounds as torchvision's separate float32 ops do.
-#define MM_INLINE inline __attribute__((always_inline))
-#define MM_VECTOR __attribute__((optimize("O3"), target_clones("avx2", "default")))
+// The per-plane kernels are MM_VECTOR (O3 with an AVX2 clone, common.h) and written without
+// branches (selects on bits), so that they vectorise; AVX2 brings no FMA, so every step rounds
+// as torchvision's separate float32 ops do.
 
 MM_INLINE float Max(float a, float b) { return a < b ? b : a; }  // std::max
 MM_INLINE float Min(float a, float b) { return b < a ? b : a; }  // std::min

@@ -94,6 +94,12 @@ std::vector<Registrar*>& Registry();
   static ::mm::Registrar reg_##name(#name, sig, ::mm::Guarded<op_##name>);           \
   static Napi::Value op_##name(const Napi::CallbackInfo& a)
 
+// Loops over pixels: compiled at O3 (the addon builds at O2) with an AVX2 clone chosen at run
+// time, so that they vectorise; helpers they call must be MM_INLINE (GCC does not inline
+// across different optimisation attributes otherwise).
+#define MM_INLINE inline __attribute__((always_inline))
+#define MM_VECTOR __attribute__((optimize("O3"), target_clones("avx2", "default")))
+
 // Runs fn(begin, end) over [0, n) split into at most at::get_num_threads() contiguous ranges,
 // on threads of its own: the addon is not compiled with OpenMP, so at::parallel_for's
 // header-inline OpenMP path would run serially here. An exception in a range is rethrown.

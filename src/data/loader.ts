@@ -9,8 +9,8 @@
 // Prefetch: up to `prefetch` batches are in flight while the caller works on the current
 // one. Data sets that decode (ImageFolder) do it in `workers` decode worker processes
 // (decode-pool.ts: each reads files and decodes them with sharp), at most `workers` requests at
-// once for the whole loader; the main thread only sends the requests, applies `perSample`, and
-// copies the pixels into one NHWC buffer (libtorch makes it NCHW when the batch is taken). The tensors are made when the caller takes the
+// once for the whole loader; the main thread only sends the requests and applies `perSample`;
+// the pixels are copied once, into the NCHW tensor, when the caller takes the batch. The tensors are made when the caller takes the
 // batch, outside any scope, and marked `keep`: the caller owns them and disposes them (or
 // leaves them to the garbage collector); the loader never releases them. A caller that stops
 // early leaves nothing behind: batches not yet taken hold plain buffers, no tensors.
@@ -19,7 +19,7 @@
 // reported once per epoch through `onSkip` (default: a warning on stderr) and counted
 // (`skips(epoch)`, `skippedTotal`), and by default replaced by another sample of the rank's
 // part of the epoch (drawn by seed), so batches keep their size.
-import { keep, tensor, tidy, type Tensor } from '../torch/index.js';
+import { imagesToBatch, keep, tensor, type Tensor } from '../torch/index.js';
 import { SampleError, createLimiter, type Dataset, type Limiter, type RgbImage, type Sample } from './dataset.js';
 import { Rng } from './rng.js';
 
@@ -78,8 +78,8 @@ export interface Batch {
 }
 
 interface Prepared {
-  /** NHWC */
-  pixels: Uint8Array;
+  /** HWC, width × height each */
+  images: Uint8Array[];
   labels: BigInt64Array;
   indices: number[];
   width: number;
@@ -188,13 +188,7 @@ export class DataLoader {
 
   private toBatch(p: Prepared, epoch: number): Batch {
     const n = p.indices.length;
-    const images = keep(
-      tidy(() =>
-        tensor(p.pixels, { shape: [n, p.height, p.width, 3] })
-          .permute(0, 3, 1, 2)
-          .contiguous(),
-      ),
-    );
+    const images = keep(imagesToBatch(p.images, p.width, p.height));
     const labels = keep(tensor(p.labels, { shape: [n] }));
     return { images, labels, indices: p.indices, epoch, batch: p.batch };
   }
@@ -266,7 +260,7 @@ export class DataLoader {
     if (ok.length === 0) return null;
     const { width, height } = ok[0]!.image;
     const size = width * height * 3;
-    const pixels = new Uint8Array(ok.length * size);
+    const images: Uint8Array[] = [];
     const labels = new BigInt64Array(ok.length);
     ok.forEach((s, k) => {
       const img = s.image;
@@ -277,9 +271,9 @@ export class DataLoader {
             '(give a perSample function that crops or resizes)',
         );
       }
-      pixels.set(img.data, k * size);
+      images.push(img.data);
       labels[k] = BigInt(s.label);
     });
-    return { pixels, labels, indices: ok.map((s) => s.index), width, height, batch };
+    return { images, labels, indices: ok.map((s) => s.index), width, height, batch };
   }
 }

@@ -85,6 +85,14 @@ function typedFor(values: (number | boolean | bigint)[], dtype: DType): AnyTyped
 }
 
 /**
+ * HWC RGB images of one size (each width·height·3 bytes) as one uint8 [n, 3, height, width]
+ * tensor, read and transposed in one pass (the data loader's batches).
+ */
+export function imagesToBatch(images: readonly Uint8Array[], width: number, height: number): Tensor {
+  return wrap(N.imagesToBatch(images, width, height));
+}
+
+/**
  * A tensor from nested arrays or a typed array. Numbers default to float32 (JS cannot tell
  * 1 from 1.0), booleans to bool, bigints to int64; typed arrays keep their element type.
  * `shape` reshapes flat data.

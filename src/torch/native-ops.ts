@@ -103,6 +103,7 @@ export const NATIVE_OPS = [
   'gt',
   'gtS',
   'hasGrads',
+  'imagesToBatch',
   'index',
   'indexPut_',
   'indexSelect',

@@ -12,7 +12,7 @@ import { centerCrop, centerCropImage } from '../../src/data/fit.js';
 import { ImageFolder } from '../../src/data/image-folder.js';
 import { DataLoader, type Batch, type SkipEvent } from '../../src/data/loader.js';
 import { SyntheticImages, writeImageFolder } from '../../src/data/synthetic.js';
-import { liveTensors, tidy } from '../../src/torch/index.js';
+import { imagesToBatch, liveTensors, tidy } from '../../src/torch/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mmoco-loader-'));
 after(async () => {
@@ -22,17 +22,23 @@ after(async () => {
 
 const synth = new SyntheticImages({ length: 103, numClasses: 5, size: 8, seed: 1 });
 
-async function collect(loader: DataLoader, epoch: number): Promise<Batch[]> {
-  const out: Batch[] = [];
-  for await (const b of loader.epoch(epoch)) out.push(b);
-  return out;
-}
-
 function disposeAll(batches: Batch[]): void {
   for (const b of batches) {
     b.images.dispose();
     b.labels.dispose();
   }
+}
+
+/** The epoch's batches; when the loader throws, those taken so far are released first. */
+async function collect(loader: DataLoader, epoch: number): Promise<Batch[]> {
+  const out: Batch[] = [];
+  try {
+    for await (const b of loader.epoch(epoch)) out.push(b);
+  } catch (err) {
+    disposeAll(out);
+    throw err;
+  }
+  return out;
 }
 
 /** A data set that records when each sample is asked for and how many are being read at once. */
@@ -361,4 +367,17 @@ test('centerCropImage follows torchvision: half-to-even offsets, zero padding wh
   assert.deepEqual([c.width, c.height], [5, 4]);
   const at = (x: number, y: number): number => c.data[3 * (y * 5 + x)]!;
   assert.deepEqual([at(0, 0), at(1, 1), at(2, 1), at(1, 2), at(2, 2), at(3, 1), at(1, 3)], [0, 0, 1, 2, 3, 0, 0]);
+});
+
+test('imagesToBatch: HWC images to one NCHW uint8 tensor; a wrong size names the image', () => {
+  const a = Uint8Array.from({ length: 2 * 3 * 3 }, (_, i) => i);
+  const b = Uint8Array.from({ length: 2 * 3 * 3 }, (_, i) => 100 + i);
+  const t = imagesToBatch([a, b], 3, 2);
+  assert.deepEqual(t.shape, [2, 3, 2, 3]);
+  // channel c of pixel p is byte 3p + c
+  const got = Array.from(t.toTypedArray() as Uint8Array);
+  const want = [a, b].flatMap((img) => [0, 1, 2].flatMap((c) => [0, 1, 2, 3, 4, 5].map((p) => img[3 * p + c]!)));
+  assert.deepEqual(got, want);
+  t.dispose();
+  assert.throws(() => imagesToBatch([a, b.subarray(1)], 3, 2), /image 1 holds 17 bytes, 3x2x3 needs 18/);
 });
