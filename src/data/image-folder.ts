@@ -17,6 +17,8 @@ import { decodeJpegFiles } from './decode-native.js';
 import { DecodeCrash, decodeFiles, ensureDecodeWorkers, type DecodedFile } from './decode-pool.js';
 import { indexImageFolder, type IndexOptions } from './folder-index.js';
 
+const UV_POOL = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
+
 export interface ImageFolderOptions extends IndexOptions {
   /**
    * 'libjpeg' (default): JPEGs in the native addon, the rest with sharp; 'sharp': everything
@@ -117,8 +119,8 @@ export class ImageFolder implements Dataset {
   }
 
   /**
-   * Decodes `limit.slots` requests at a time: each one a native libjpeg call (one thread of
-   * libuv's pool), then the files it left in the decode pool's worker processes (sharp). When
+   * Decodes `limit.slots` requests at a time: each one a native libjpeg call (in libuv's
+   * thread pool), then the files it left in the decode pool's worker processes (sharp). When
    * a worker dies on a request, its files are decoded again one per request, so only a file
    * that kills a worker by itself is lost (as a SampleError).
    */
@@ -158,7 +160,9 @@ export class ImageFolder implements Dataset {
   /** Native first, sharp for what it leaves (each step takes its own limiter slot). */
   private async decode(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {
     if (this.decoder === 'sharp') return this.withSharp(paths, limit);
-    const native = await limit(() => decodeJpegFiles(paths));
+    // libuv runs 4 requests at once (UV_THREADPOOL_SIZE): more slots than that get more
+    // threads per request instead
+    const native = await limit(() => decodeJpegFiles(paths, Math.ceil(limit.slots / UV_POOL)));
     const rest: number[] = [];
     native.forEach((f, j) => f.image || rest.push(j));
     const out: DecodedFile[] = native.map((f) => ({ image: f.image }));
