@@ -4,7 +4,7 @@
 // and (fine-tuning) the best model kept as best.safetensors in timm's names.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { loadCheckpoint, saveCheckpoint } from '../torch/io/checkpoint.js';
+import { saveCheckpoint } from '../torch/io/checkpoint.js';
 import * as safetensors from '../torch/io/safetensors.js';
 import type { VisionTransformer } from '../models/index.js';
 import { buildBackbone } from './backbone.js';
@@ -14,7 +14,7 @@ import { mixKey } from '../data/index.js';
 import { Finetuner } from './finetune.js';
 import { LinearProbe } from './linprobe.js';
 import { loadPretrainedBackbone } from './pretrained.js';
-import { RunDir, TrainingDiverged, configMismatch } from './run-dir.js';
+import { RunDir, TrainingDiverged } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { readBackboneWeights } from './weights.js';
 import { precisionOf } from './pretrain.js';
@@ -148,32 +148,17 @@ export async function runClassification(
   const stateful = { optimizer: trainer.optimizer };
   const config = { command: kind, ...cfg };
 
-  let startEpoch = 0;
-  let step = 0;
-  let best = -1;
-  let resumedFrom: number | null = null;
-  const ckpt = run.checkpoint();
-  if (ckpt) {
-    const saved = run.readConfig();
-    const diff = saved ? configMismatch(saved, config, FREE_KEYS) : [];
-    if (diff.length) {
-      throw new Error(`${out}: holds a run with a different config (${diff.join(', ')}); use another --out`);
-    }
-    const p = loadCheckpoint(ckpt, { modules, stateful });
-    startEpoch = Number(p.epoch) + 1;
-    step = Number(p.step);
-    best = Number(p.bestTop1);
-    resumedFrom = startEpoch;
-    if (lead) {
-      run.truncateMetrics(Number(p.metricsLength));
-      run.log({ kind: 'resume', epoch: startEpoch, step });
-      log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
-    }
-  } else if (lead) {
-    run.writeConfig(config);
-    run.resetMetrics();
-    run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, weights });
-  }
+  const begin = run.resumeOrStart({
+    config,
+    freeKeys: FREE_KEYS,
+    state: { modules, stateful },
+    lead,
+    log,
+    start: { epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, weights },
+  });
+  const { startEpoch, resumedFrom } = begin;
+  let step = begin.step;
+  let best = begin.progress ? Number(begin.progress.bestTop1) : -1;
   if (group) trainer.distribute(group);
   if (lead)
     log(

@@ -6,7 +6,7 @@
 // stops the run (TrainingDiverged) with a `stop` record.
 import * as torch from '../torch/index.js';
 import { optim } from '../torch/index.js';
-import { loadCheckpoint, saveCheckpoint } from '../torch/io/checkpoint.js';
+import { saveCheckpoint } from '../torch/io/checkpoint.js';
 import { buildBackbone } from './backbone.js';
 import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
 import { mixKey, transforms } from '../data/index.js';
@@ -14,7 +14,7 @@ import type { PretrainConfig } from './config.js';
 import { makeLoader, openData, sampled } from './data.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
-import { RunDir, TrainingDiverged, configMismatch } from './run-dir.js';
+import { RunDir, TrainingDiverged } from './run-dir.js';
 
 /** Collective timeout of training groups: long enough for rank 0's kNN and checkpoint. */
 const DIST_TIMEOUT_MS = 30 * 60 * 1000;
@@ -142,35 +142,16 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const config = { command: 'pretrain', ...cfg };
 
   // ---- resume ----
-  let startEpoch = 0;
-  let step = 0;
-  let resumedFrom: number | null = null;
-  const ckpt = run.checkpoint();
-  if (ckpt) {
-    const saved = run.readConfig();
-    if (saved) {
-      const diff = configMismatch(saved, config, RESUMABLE_FREE_KEYS);
-      if (diff.length) {
-        throw new Error(
-          `${out}: holds a run with a different config (${diff.map((k) => `${k}: ${JSON.stringify(saved[k])} → ${JSON.stringify((config as Record<string, unknown>)[k])}`).join(', ')}); ` +
-            'use another --out, or the same settings to resume',
-        );
-      }
-    }
-    const progress = loadCheckpoint(ckpt, { modules: { model }, stateful: { optimizer: opt } });
-    startEpoch = Number(progress.epoch) + 1;
-    step = Number(progress.step);
-    resumedFrom = startEpoch;
-    if (lead) {
-      run.truncateMetrics(Number(progress.metricsLength));
-      run.log({ kind: 'resume', epoch: startEpoch, step });
-      log(`resuming ${out} at epoch ${startEpoch} (step ${step})`);
-    }
-  } else if (lead) {
-    run.writeConfig(config);
-    run.resetMetrics();
-    run.log({ kind: 'start', epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, worldSize: world });
-  }
+  const begin = run.resumeOrStart({
+    config,
+    freeKeys: RESUMABLE_FREE_KEYS,
+    state: { modules: { model }, stateful: { optimizer: opt } },
+    lead,
+    log,
+    start: { epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, worldSize: world },
+  });
+  const { startEpoch, resumedFrom } = begin;
+  let step = begin.step;
   // every rank starts from rank 0's weights; BN heads become SyncBN; keys and gradients are shared
   if (group) model.distribute(group);
   if (lead)

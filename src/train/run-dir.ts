@@ -13,7 +13,7 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { findCheckpoint } from '../torch/io/checkpoint.js';
+import { findCheckpoint, loadCheckpoint, type TrainingState } from '../torch/io/checkpoint.js';
 import { writeFileAtomic } from '../torch/io/atomic.js';
 
 export type MetricsRecord = { kind: 'step' | 'epoch' | 'eval' | 'resume' | 'stop' | 'start' } & Record<string, unknown>;
@@ -32,6 +32,16 @@ export class TrainingDiverged extends Error {
     );
     this.name = 'TrainingDiverged';
   }
+}
+
+/** Where a run begins: epoch 0 of a fresh run, or the epoch after its last checkpoint. */
+export interface RunStart {
+  startEpoch: number;
+  step: number;
+  /** the epoch resumed at, null for a fresh run */
+  resumedFrom: number | null;
+  /** what the checkpoint saved beside the weights (epoch, step, metricsLength, ...), null when fresh */
+  progress: Record<string, unknown> | null;
 }
 
 export class RunDir {
@@ -58,6 +68,51 @@ export class RunDir {
 
   writeConfig(config: Record<string, unknown>): void {
     writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+  }
+
+  /**
+   * Resumes from the last checkpoint into `state` — refusing, naming the keys and values, a
+   * config that would not continue the same run (keys outside `freeKeys` changed) — or starts a
+   * fresh run: config.json, an empty log and a `start` record. Only the lead rank writes.
+   */
+  resumeOrStart(o: {
+    config: Record<string, unknown>;
+    freeKeys: readonly string[];
+    state: TrainingState;
+    lead: boolean;
+    log: (message: string) => void;
+    /** fields of the `start` record */
+    start: Record<string, unknown>;
+  }): RunStart {
+    const ckpt = this.checkpoint();
+    if (!ckpt) {
+      if (o.lead) {
+        this.writeConfig(o.config);
+        this.resetMetrics();
+        this.log({ kind: 'start', ...o.start });
+      }
+      return { startEpoch: 0, step: 0, resumedFrom: null, progress: null };
+    }
+    const saved = this.readConfig();
+    if (saved) {
+      const diff = configMismatch(saved, o.config, o.freeKeys);
+      if (diff.length) {
+        const change = (k: string): string => `${k}: ${JSON.stringify(saved[k])} → ${JSON.stringify(o.config[k])}`;
+        throw new Error(
+          `${this.dir}: holds a run with a different config (${diff.map(change).join(', ')}); ` +
+            'use another --out, or the same settings to resume',
+        );
+      }
+    }
+    const progress = loadCheckpoint(ckpt, o.state);
+    const startEpoch = Number(progress.epoch) + 1;
+    const step = Number(progress.step);
+    if (o.lead) {
+      this.truncateMetrics(Number(progress.metricsLength));
+      this.log({ kind: 'resume', epoch: startEpoch, step });
+      o.log(`resuming ${this.dir} at epoch ${startEpoch} (step ${step})`);
+    }
+    return { startEpoch, step, resumedFrom: startEpoch, progress };
   }
 
   /** Bytes in metrics.jsonl now (stored in checkpoints). */
