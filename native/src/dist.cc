@@ -93,7 +93,19 @@ OP(distInit, "") {
   so.numWorkers = static_cast<std::size_t>(size);
   so.waitWorkers = true;
   so.timeout = timeout;
-  auto tcp = c10::make_intrusive<c10d::TCPStore>(addr, so);
+  // A signal (a profiler's SIGPROF, say) can interrupt a client's connect; libtorch 1.13 gives
+  // up with EINTR, so clients try again until the timeout
+  c10::intrusive_ptr<c10d::TCPStore> tcp;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    try {
+      tcp = c10::make_intrusive<c10d::TCPStore>(addr, so);
+      break;
+    } catch (const std::exception& e) {
+      bool eintr = std::string(e.what()).find("Interrupted system call") != std::string::npos;
+      if (so.isServer || !eintr || std::chrono::steady_clock::now() >= deadline) throw;
+    }
+  }
   c10::intrusive_ptr<c10d::Store> store = c10::make_intrusive<c10d::PrefixStore>(prefix, tcp);
 
   auto g = std::make_unique<Group>();
