@@ -50,7 +50,6 @@ import {
   waitForQuiet,
 } from './common.js';
 import { closeDecodePool, decodeWorkerPids } from '../src/data/decode-pool.js';
-import { centerCrop } from '../src/data/fit.js';
 import { ImageFolder } from '../src/data/image-folder.js';
 import { DataLoader } from '../src/data/loader.js';
 import { SyntheticImages, writeImageFolder } from '../src/data/synthetic.js';
@@ -138,7 +137,7 @@ async function oursImagesPerSec(
     prefetch: 4,
     dropLast: true,
     seed: o.seed,
-    perSample: c.crop ? centerCrop(c.crop) : undefined,
+    centerCrop: c.crop || undefined,
   });
   let n = 0;
   let t0 = 0;

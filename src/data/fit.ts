@@ -5,9 +5,9 @@ import { resizeImage } from './decode.js';
 
 /**
  * torchvision's offset along one side: pad floor((crop − size) / 2) before when the image is
- * smaller, else round((size − crop) / 2) with Python's round (half to even).
+ * smaller (a negative offset), else round((size − crop) / 2) with Python's round (half to even).
  */
-function cropOffset(size: number, crop: number): number {
+export function cropOffset(size: number, crop: number): number {
   if (size < crop) return -Math.floor((crop - size) / 2);
   const x = (size - crop) / 2;
   const f = Math.floor(x);

@@ -21,6 +21,7 @@
 // part of the epoch (drawn by seed), so batches keep their size.
 import { imagesToBatch, keep, tensor, type Tensor } from '../torch/index.js';
 import { SampleError, createLimiter, type Dataset, type Limiter, type RgbImage, type Sample } from './dataset.js';
+import { cropOffset } from './fit.js';
 import { Rng } from './rng.js';
 
 export interface SampleContext {
@@ -59,6 +60,12 @@ export interface LoaderOptions {
    * a batch must have the same size. May throw SampleError to skip the sample.
    */
   perSample?: (sample: Sample, ctx: SampleContext) => RgbImage | Promise<RgbImage>;
+  /**
+   * Center crop to this size (or [width, height]) as torchvision's CenterCrop (zeros where an
+   * image is smaller), done while the batch is assembled, without a copy per image; images may
+   * then differ in size. Applied after `perSample`.
+   */
+  centerCrop?: number | readonly [number, number];
   /** what takes an unreadable sample's place: another sample ('replace', default) or nothing ('drop') */
   onCorrupt?: 'replace' | 'drop';
   /** called once per skipped file per epoch; default: console.warn */
@@ -78,8 +85,9 @@ export interface Batch {
 }
 
 interface Prepared {
-  /** HWC, width × height each */
+  /** HWC, width × height each, or cut to that by `window` */
   images: Uint8Array[];
+  window?: { sizes: number[]; offsets: number[] };
   labels: BigInt64Array;
   indices: number[];
   width: number;
@@ -118,6 +126,8 @@ export class DataLoader {
     this.workers = int(opts.workers ?? 2, 'workers', 1);
     this.prefetch = int(opts.prefetch ?? 2, 'prefetch', 0);
     this.limit = createLimiter(this.workers);
+    const crop = opts.centerCrop;
+    if (crop !== undefined) for (const side of typeof crop === 'number' ? [crop] : crop) int(side, 'centerCrop', 1);
     if (dataset.length === 0) throw new Error('DataLoader: the data set is empty');
   }
 
@@ -188,7 +198,7 @@ export class DataLoader {
 
   private toBatch(p: Prepared, epoch: number): Batch {
     const n = p.indices.length;
-    const images = keep(imagesToBatch(p.images, p.width, p.height));
+    const images = keep(imagesToBatch(p.images, p.width, p.height, p.window));
     const labels = keep(tensor(p.labels, { shape: [n] }));
     return { images, labels, indices: p.indices, epoch, batch: p.batch };
   }
@@ -258,21 +268,25 @@ export class DataLoader {
     }
     const ok = slots.filter((s): s is NonNullable<typeof s> => s !== null);
     if (ok.length === 0) return null;
+    const labels = BigInt64Array.from(ok, (s) => BigInt(s.label));
+    const images = ok.map((s) => s.image.data);
+    const crop = this.opts.centerCrop;
+    if (crop !== undefined) {
+      const [width, height] = typeof crop === 'number' ? [crop, crop] : crop;
+      const sizes = ok.flatMap((s) => [s.image.width, s.image.height]);
+      const offsets = ok.flatMap((s) => [cropOffset(s.image.width, width), cropOffset(s.image.height, height)]);
+      return { images, window: { sizes, offsets }, labels, indices: ok.map((s) => s.index), width, height, batch };
+    }
     const { width, height } = ok[0]!.image;
-    const size = width * height * 3;
-    const images: Uint8Array[] = [];
-    const labels = new BigInt64Array(ok.length);
-    ok.forEach((s, k) => {
+    ok.forEach((s) => {
       const img = s.image;
-      if (img.width !== width || img.height !== height || img.data.length !== size) {
+      if (img.width !== width || img.height !== height || img.data.length !== width * height * 3) {
         throw new Error(
           `DataLoader: images of one batch must have one size: ${this.dataset.source(ok[0]!.index)} is ` +
             `${width}×${height}, ${this.dataset.source(s.index)} is ${img.width}×${img.height} ` +
-            '(give a perSample function that crops or resizes)',
+            '(give centerCrop, or a perSample function that crops or resizes)',
         );
       }
-      images.push(img.data);
-      labels[k] = BigInt(s.label);
     });
     return { images, labels, indices: ok.map((s) => s.index), width, height, batch };
   }

@@ -85,11 +85,18 @@ function typedFor(values: (number | boolean | bigint)[], dtype: DType): AnyTyped
 }
 
 /**
- * HWC RGB images of one size (each width·height·3 bytes) as one uint8 [n, 3, height, width]
- * tensor, read and transposed in one pass (the data loader's batches).
+ * HWC RGB images as one uint8 [n, 3, height, width] tensor, read and transposed in one pass (the
+ * data loader's batches). Without `window` each image is width × height; with it, image i is
+ * sizes[2i] × sizes[2i+1] and the width × height window at (offsets[2i], offsets[2i+1]) = (left,
+ * top) is cut out of it, zeros where the window leaves the image.
  */
-export function imagesToBatch(images: readonly Uint8Array[], width: number, height: number): Tensor {
-  return wrap(N.imagesToBatch(images, width, height));
+export function imagesToBatch(
+  images: readonly Uint8Array[],
+  width: number,
+  height: number,
+  window?: { sizes: readonly number[]; offsets: readonly number[] },
+): Tensor {
+  return wrap(N.imagesToBatch(images, width, height, window?.sizes ?? null, window?.offsets ?? null));
 }
 
 /**

@@ -381,3 +381,39 @@ test('imagesToBatch: HWC images to one NCHW uint8 tensor; a wrong size names the
   t.dispose();
   assert.throws(() => imagesToBatch([a, b.subarray(1)], 3, 2), /image 1 holds 17 bytes, 3x2x3 needs 18/);
 });
+
+test('centerCrop at batch assembly equals perSample centerCrop, padding included; images may differ in size', async () => {
+  // sizes around the crop: larger, odd offsets (half to even), smaller (zero padding), not square
+  const dims: [number, number][] = [
+    [9, 9],
+    [10, 7],
+    [11, 12],
+    [7, 8],
+    [6, 4],
+    [8, 5],
+  ];
+  const ds: Dataset = {
+    length: 12,
+    classes: ['a', 'b'],
+    label: (i) => i % 2,
+    source: (i) => `pattern#${i}`,
+    get: (i) => {
+      const [width, height] = dims[i % 6]!;
+      const data = Uint8Array.from({ length: width * height * 3 }, (_, j) => (j * 7 + i) % 251);
+      return Promise.resolve({ label: i % 2, image: { data, width, height } });
+    },
+  };
+  for (const crop of [8, [7, 5] as const]) {
+    const fast = await collect(new DataLoader(ds, { batchSize: 5, shuffle: false, centerCrop: crop }), 0);
+    const slow = await collect(new DataLoader(ds, { batchSize: 5, shuffle: false, perSample: centerCrop(crop) }), 0);
+    assert.equal(fast.length, slow.length);
+    fast.forEach((b, k) => {
+      assert.deepEqual(b.images.shape, slow[k]!.images.shape);
+      const bytes = (t: typeof b.images): number[] => Array.from(t.toTypedArray() as Uint8Array);
+      assert.deepEqual(bytes(b.images), bytes(slow[k]!.images), `batch ${k}`);
+    });
+    disposeAll(fast);
+    disposeAll(slow);
+  }
+  assert.throws(() => new DataLoader(ds, { batchSize: 2, centerCrop: 0 }), /centerCrop must be an integer ≥ 1, got 0/);
+});
