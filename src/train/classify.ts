@@ -16,6 +16,7 @@ import { LinearProbe } from './linprobe.js';
 import { loadPretrainedBackbone } from './pretrained.js';
 import { RunDir, TrainingDiverged } from './run-dir.js';
 import { ConfigError } from './schema.js';
+import { joinRanks } from './ranks.js';
 import { readBackboneWeights } from './weights.js';
 import { precisionOf } from './pretrain.js';
 
@@ -78,16 +79,7 @@ export async function runClassification(
   if (!data.val) throw new ConfigError(`${data.name}: no validation split (give --val-data)`);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
   // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
-  const group = torch.distributed.ProcessGroup.fromEnv({
-    timeoutMs: 30 * 60 * 1000,
-    backend: cfg.device === 'cuda' ? 'nccl' : 'gloo',
-  });
-  const rank = group?.rank ?? 0;
-  const world = group?.worldSize ?? 1;
-  if (cfg.batchSize % world !== 0) {
-    throw new ConfigError(`batchSize (${cfg.batchSize}) must be divisible by the ${world} processes`);
-  }
-  const lead = rank === 0;
+  const { group, rank, world, lead } = joinRanks(cfg);
   const loader = makeLoader(train, cfg, {
     shuffle: true,
     dropLast: true,

@@ -14,10 +14,8 @@ import type { PretrainConfig } from './config.js';
 import { makeLoader, openData, sampled } from './data.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
+import { joinRanks } from './ranks.js';
 import { RunDir, TrainingDiverged } from './run-dir.js';
-
-/** Collective timeout of training groups: long enough for rank 0's kNN and checkpoint. */
-const DIST_TIMEOUT_MS = 30 * 60 * 1000;
 
 /** Config keys that may change when a run resumes (they do not change what is computed). */
 export const RESUMABLE_FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'knnEvery', 'data', 'valData'];
@@ -98,16 +96,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     throw new ConfigError(`warmupEpochs (${cfg.warmupEpochs}) must be less than epochs (${cfg.epochs})`);
   }
   // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
-  const group = torch.distributed.ProcessGroup.fromEnv({
-    timeoutMs: DIST_TIMEOUT_MS,
-    backend: cfg.device === 'cuda' ? 'nccl' : 'gloo',
-  });
-  const rank = group?.rank ?? 0;
-  const world = group?.worldSize ?? 1;
-  if (cfg.batchSize % world !== 0) {
-    throw new ConfigError(`batchSize (${cfg.batchSize}) must be divisible by the ${world} processes`);
-  }
-  const lead = rank === 0;
+  const { group, rank, world, lead } = joinRanks(cfg);
   const data = openData(cfg.data, cfg.valData);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
   const loader = makeLoader(train, cfg, {
