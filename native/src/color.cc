@@ -98,6 +98,8 @@ OP(colorJitterCpu, "TTTT") {
   const at::Tensor& x = T(a, 0);
   if (x.scalar_type() != at::kFloat || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != 3)
     throw std::invalid_argument("x must be a float32 CPU tensor [n, 3, h, w], got " + Describe(a, 0));
+  // the planes are rewritten in place through raw pointers, outside autograd
+  if (x.requires_grad()) throw std::invalid_argument("x requires grad: colorJitterCpu is an augmentation op, detach it");
   const int64_t n = x.size(0);
   at::Tensor order = T(a, 1).to(at::kLong).contiguous();
   at::Tensor ratio = T(a, 2).to(at::kFloat).contiguous();

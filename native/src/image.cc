@@ -29,6 +29,8 @@ OP(resizedCrops, "T") {
   std::string mode = Str(a, 4);
   bool aa = B(a, 5);
   if (x.dim() != 4) throw std::invalid_argument("x must be [n, c, h, w], got " + Describe(a, 0));
+  // the per-image work runs on threads of its own, outside autograd
+  if (x.requires_grad()) throw std::invalid_argument("x requires grad: resizedCrops is an augmentation op, detach it");
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
   if (static_cast<int64_t>(boxes.size()) != 4 * n)
     throw std::invalid_argument("boxes must hold 4 numbers per image (" + std::to_string(4 * n) + "), got " +

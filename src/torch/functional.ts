@@ -211,7 +211,7 @@ export function gridSample(x: Tensor, grid: Tensor, o: GridSampleOptions = {}): 
  * image: `order` int64 [n, 4] lists each image's ops as applied (0 brightness, 1 contrast,
  * 2 saturation, 3 hue; -1 none), `ratio` [n, 4] their factors (the hue's shift in turns) and
  * `complement` [n, 4] 1 minus the factors (computed in double on the host, as torchvision's
- * Python floats are). Returns a new tensor.
+ * Python floats are). Returns a new tensor; no autograd (an input that requires grad is refused).
  */
 export function colorJitterCpu(x: Tensor, order: Tensor, ratio: Tensor, complement: Tensor): Tensor {
   return wrap(N.colorJitterCpu(x.id, order.id, ratio.id, complement.id));
@@ -220,7 +220,8 @@ export function colorJitterCpu(x: Tensor, order: Tensor, ratio: Tensor, compleme
 /**
  * Per image i, the box [top, left, height, width] = boxes[4i .. 4i+3] of x [n, c, h, w] resized
  * to `size` by `interpolate` (alignCorners false): torchvision's resized_crop with a different
- * box per image, in one call (the images are spread over the intra-op threads).
+ * box per image, in one call (the images are spread over the intra-op threads); no autograd (an
+ * input that requires grad is refused).
  */
 export function resizedCrops(
   x: Tensor,

@@ -278,3 +278,21 @@ test('resizedCrop on the CPU (one native call) equals F.interpolate image by ima
       }
   });
 });
+
+test('the native CPU paths refuse inputs that require grad; the transforms then take the composed ops', () => {
+  tidy(() => {
+    manualSeed(13);
+    const x = rand([4, 3, 12, 12]).requiresGrad_(true);
+    const boxes = new RandomResizedCrop(8).sampleParams(4, 12, 12);
+    const flat = boxes.flatMap((b) => [b.top, b.left, b.height, b.width]);
+    assert.throws(() => F.resizedCrops(x, flat, [8, 8]), /requires grad/);
+    const jitter = new ColorJitter({ brightness: 0.4, hue: 0.1 });
+    const p = jitter.sampleParams(4);
+    const y = resizedCrop(x, boxes, 8);
+    const z = jitter.apply(y, p);
+    z.sum().backward();
+    assert.ok(x.grad, 'gradients reach the input through the composed ops');
+    const plain = jitter.apply(resizedCrop(x.detach(), boxes, 8), p);
+    assert.ok((z.detach().sub(plain).abs().max().item() as number) <= 1e-6);
+  });
+});

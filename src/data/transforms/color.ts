@@ -272,7 +272,7 @@ export class ColorJitter {
 
   apply(x: Tensor, params: ColorJitterParams): Tensor {
     const factors = [params.brightness, params.contrast, params.saturation, params.hue];
-    if (x.dtype === 'float32' && x.device === 'cpu' && dims(x, 'ColorJitter')[1] === 3)
+    if (x.dtype === 'float32' && x.device === 'cpu' && !x.requiresGrad && dims(x, 'ColorJitter')[1] === 3)
       return this.fused(x, params, factors);
     // the (step, op) sub-batches and their factors are known up front: one upload for all
     const groups: { op: number; idx: number[] }[] = [];

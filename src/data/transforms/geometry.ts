@@ -130,7 +130,7 @@ export function resizedCrop(
     });
     const antialias = o.antialias ?? true;
     let y: Tensor;
-    if (src.device === 'cpu') {
+    if (src.device === 'cpu' && !src.requiresGrad) {
       // one native call for the batch (per-image interpolations spread over the threads)
       const flat = boxes.flatMap((b) => [b.top, b.left, b.height, b.width]);
       y = F.resizedCrops(src, flat, [oh, ow], { mode, antialias });
