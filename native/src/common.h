@@ -100,34 +100,34 @@ std::vector<Registrar*>& Registry();
 #define MM_INLINE inline __attribute__((always_inline))
 #define MM_VECTOR __attribute__((optimize("O3"), target_clones("avx2", "default")))
 
-// Runs fn(begin, end) over [0, n) split into at most at::get_num_threads() contiguous ranges,
-// on threads of its own: the addon is not compiled with OpenMP, so at::parallel_for's
-// header-inline OpenMP path would run serially here. An exception in a range is rethrown.
-template <class Fn2>
-void ParallelRanges(int64_t n, Fn2&& fn) {
-  int64_t t = std::min<int64_t>(std::max(1, at::get_num_threads()), n);
-  if (t <= 1) {
-    if (n > 0) fn(int64_t{0}, n);
-    return;
-  }
-  std::vector<std::thread> pool;
+// Runs fn(chunk, begin, end) over [0, n) split into at most `threads` contiguous chunks, on
+// threads of its own (the calling thread takes chunk 0): the addon is not compiled with OpenMP,
+// so at::parallel_for's header-inline OpenMP path would run serially here. Returns the number
+// of chunks; an exception in any chunk is rethrown after all have ended.
+template <class Fn3>
+int64_t ParallelChunks(int64_t n, int64_t threads, Fn3&& fn) {
+  const int64_t t = std::max<int64_t>(1, std::min<int64_t>(threads, n));
   std::vector<std::exception_ptr> errors(t);
-  for (int64_t j = 1; j < t; j++)
-    pool.emplace_back([&, j] {
-      try {
-        fn(n * j / t, n * (j + 1) / t);
-      } catch (...) {
-        errors[j] = std::current_exception();
-      }
-    });
-  try {
-    fn(int64_t{0}, n / t);
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
+  auto run = [&](int64_t j) {
+    try {
+      fn(j, n * j / t, n * (j + 1) / t);
+    } catch (...) {
+      errors[j] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int64_t j = 1; j < t; j++) pool.emplace_back(run, j);
+  run(0);
   for (auto& th : pool) th.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+  return t;
+}
+
+// fn(begin, end) over [0, n) in at most at::get_num_threads() chunks (ParallelChunks).
+template <class Fn2>
+void ParallelRanges(int64_t n, Fn2&& fn) {
+  ParallelChunks(n, at::get_num_threads(), [&](int64_t, int64_t begin, int64_t end) { fn(begin, end); });
 }
 
 inline Napi::Value Out(const Napi::CallbackInfo& a, at::Tensor t) { return Wrap(a.Env(), std::move(t)); }

@@ -1,6 +1,6 @@
 // JPEG files to RGB pixels with libjpeg(-turbo), off the JS thread: the loader's fast path
 // (src/data/decode-native.ts). One call reads and decodes a list of files in a libuv pool
-// thread (or `threads` threads of its own) and resolves with all pixels in one buffer, so the
+// thread (split over `threads` threads) and resolves with all pixels in one buffer, so the
 // per-image cost is the decoder's own (PIL's, since PIL decodes with the same library) instead
 // of sharp's per-call pipeline set-up.
 //
@@ -19,7 +19,6 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 #include <jpeglib.h>
 
@@ -208,22 +207,18 @@ class DecodeJob : public Napi::AsyncWorker {
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    size_t n = paths_.size();
-    size_t t = std::max<size_t>(1, std::min<size_t>(threads_, n));
-    std::vector<Part> parts(t);
-    std::vector<std::thread> pool;
-    for (size_t j = 1; j < t; j++)
-      pool.emplace_back(DecodeRange, std::cref(paths_), n * j / t, n * (j + 1) / t, std::ref(parts[j]));
-    DecodeRange(paths_, 0, n / t, parts[0]);
-    for (auto& th : pool) th.join();
-    // one buffer for all parts
-    size_t total = 0;
-    for (auto& p : parts) total += p.pixels.size();
-    pixels_ = new std::vector<uint8_t>();
-    pixels_->reserve(total);
-    meta_.reserve(3 * n);
-    for (auto& p : parts) {
-      int64_t base = static_cast<int64_t>(pixels_->size());
+    const int64_t n = static_cast<int64_t>(paths_.size());
+    std::vector<Part> parts(static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(threads_, n))));
+    const int64_t t = ParallelChunks(n, threads_, [&](int64_t j, int64_t begin, int64_t end) {
+      DecodeRange(paths_, static_cast<size_t>(begin), static_cast<size_t>(end), parts[j]);
+    });
+    // one buffer for all parts (the only part's as it is)
+    pixels_ = new std::vector<uint8_t>(std::move(parts[0].pixels));
+    meta_ = std::move(parts[0].meta);
+    why_ = std::move(parts[0].why);
+    for (int64_t j = 1; j < t; j++) {
+      Part& p = parts[j];
+      const int64_t base = static_cast<int64_t>(pixels_->size());
       pixels_->insert(pixels_->end(), p.pixels.begin(), p.pixels.end());
       for (size_t k = 0; k < p.why.size(); k++) {
         meta_.push_back(p.meta[3 * k] + base);

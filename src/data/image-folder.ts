@@ -26,8 +26,8 @@ export interface ImageFolderOptions extends IndexOptions {
    */
   decoder?: 'libjpeg' | 'sharp';
   /**
-   * Plain JPEGs of one size are decoded up to this many per sharp call (1: one call per
-   * image). Default 32.
+   * Files that go to sharp: plain JPEGs of one size are decoded up to this many per sharp call
+   * (1: one call per image). Default 32.
    */
   joinSize?: number;
   /**

@@ -7,13 +7,13 @@
 // default) or cutting it down to one ('drop'), so every rank has the same number of batches.
 //
 // Prefetch: up to `prefetch` batches are in flight while the caller works on the current
-// one. Data sets that decode (ImageFolder) do it in `workers` decode worker processes
-// (decode-pool.ts: each reads files and decodes them with sharp), at most `workers` requests at
-// once for the whole loader; the main thread only sends the requests and applies `perSample`;
-// the pixels are copied once, into the NCHW tensor, when the caller takes the batch. The tensors are made when the caller takes the
-// batch, outside any scope, and marked `keep`: the caller owns them and disposes them (or
-// leaves them to the garbage collector); the loader never releases them. A caller that stops
-// early leaves nothing behind: batches not yet taken hold plain buffers, no tensors.
+// one, with at most `workers` decode requests at once for the whole loader (ImageFolder: JPEGs
+// in native threads, other files in sharp worker processes). The main thread only sends the
+// requests and applies `perSample`; the pixels are copied once, into the NCHW tensor (cutting
+// `centerCrop` on the way), when the caller takes the batch. The tensors are made outside any
+// scope and marked `keep`: the caller owns them and disposes them (or leaves them to the garbage
+// collector); the loader never releases them. A caller that stops early leaves nothing behind:
+// batches not yet taken hold plain buffers, no tensors.
 //
 // Unreadable samples (SampleError: corrupt, truncated or vanished files) are skipped: each is
 // reported once per epoch through `onSkip` (default: a warning on stderr) and counted

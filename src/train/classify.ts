@@ -9,7 +9,7 @@ import * as safetensors from '../torch/io/safetensors.js';
 import type { VisionTransformer } from '../models/index.js';
 import { buildBackbone } from './backbone.js';
 import type { FinetuneConfig, LinprobeConfig } from './config.js';
-import { makeLoader, openData, sampled } from './data.js';
+import { makeLoader, openData, sampled, trainLoader } from './data.js';
 import { mixKey } from '../data/index.js';
 import { Finetuner } from './finetune.js';
 import { LinearProbe } from './linprobe.js';
@@ -80,13 +80,7 @@ export async function runClassification(
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
   // data-parallel when launched with RANK / WORLD_SIZE (mmoco launch): the batch is global
   const { group, rank, world, lead } = joinRanks(cfg);
-  const loader = makeLoader(train, cfg, {
-    shuffle: true,
-    dropLast: true,
-    batchSize: cfg.batchSize / world,
-    rank,
-    worldSize: world,
-  });
+  const loader = trainLoader(train, cfg, { rank, world });
   const valLoader = makeLoader(data.val, cfg, { shuffle: false, dropLast: false });
   const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
   if (batches < 1) throw new Error(`${data.name}: ${train.length} images make no full batch of ${cfg.batchSize}`);

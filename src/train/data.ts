@@ -127,3 +127,14 @@ export function makeLoader(
     perSample: c.loadSize ? resizeCenterCrop(c.loadSize, c.loadSize) : undefined,
   });
 }
+
+/** The training loader of one rank: its share of the global batch, shuffled, full batches only. */
+export function trainLoader(ds: Dataset, c: LoaderConfig, ranks: { rank: number; world: number }): DataLoader {
+  return makeLoader(ds, c, {
+    shuffle: true,
+    dropLast: true,
+    batchSize: c.batchSize / ranks.world,
+    rank: ranks.rank,
+    worldSize: ranks.world,
+  });
+}

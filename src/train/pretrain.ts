@@ -11,7 +11,7 @@ import { buildBackbone } from './backbone.js';
 import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
 import { mixKey, transforms } from '../data/index.js';
 import type { PretrainConfig } from './config.js';
-import { makeLoader, openData, sampled } from './data.js';
+import { openData, sampled, trainLoader } from './data.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
@@ -99,13 +99,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const { group, rank, world, lead } = joinRanks(cfg);
   const data = openData(cfg.data, cfg.valData);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
-  const loader = makeLoader(train, cfg, {
-    shuffle: true,
-    dropLast: true,
-    batchSize: cfg.batchSize / world,
-    rank,
-    worldSize: world,
-  });
+  const loader = trainLoader(train, cfg, { rank, world });
   const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
   if (batches < 1) {
     throw new Error(`${data.name}: ${train.length} training images make no full batch of ${cfg.batchSize}`);
