@@ -1,7 +1,14 @@
-// `npm run bench -- step [--breakdown] [--only SUBSTRING]`: images/s of one Masked MoCo
-// pre-training step, mmoco's `trainStep` against the same step in Python PyTorch
-// (bench/step_torch.py), same machine, same run, both at the same thread count (2, or 1 on a
-// one-core machine).
+// `npm run bench -- step [--device cpu|cuda] [--toy] [--compile] [--breakdown] [--only SUBSTRING]`:
+// images/s of one Masked MoCo pre-training step, mmoco's `trainStep` against the same step in
+// Python PyTorch (bench/step_torch.py), same machine, same run, both at the same thread count
+// (2, or 1 on a one-core machine).
+//
+// --device cuda: the GPU cases (bf16 autocast on both sides, PyTorch's fused AdamW), a `peak`
+// row (a large bf16 matrix product, ours and PyTorch's: the card's reachable TFLOP/s) and for
+// every case the achieved TFLOP/s (2 × the FLOP counter's multiply-adds of the step / step time)
+// against that peak. --compile also times `torch.compile` of PyTorch's model on the cases marked
+// for it (compile time reported apart). --toy: the same cases at toy sizes (a 2-block ViT, batch
+// 8), so that the whole path runs in seconds on any device (CI runs it through gpu-check.sh).
 //
 // The step (both engines): lr from the warmup-cosine schedule and momentum from the cosine
 // schedule; the EMA update of the target; the online forward of both views, each cut into n
@@ -42,7 +49,9 @@ import {
 } from './common.js';
 import {
   autocast,
+  cuda,
   dispose,
+  matmul,
   getNumThreads,
   manualSeed,
   optim,
@@ -51,7 +60,7 @@ import {
   tidy,
   type Tensor,
 } from '../src/torch/index.js';
-import { vitSmall, vitTiny } from '../src/models/index.js';
+import { VisionTransformer } from '../src/models/index.js';
 import { MaskedContrastive, trainStep, trainStepMacs, DEFAULT_BASE_MOMENTUM } from '../src/ssl/index.js';
 
 interface HeadSize {
@@ -62,7 +71,10 @@ interface HeadSize {
 
 interface StepCase {
   name: string;
-  model: 'vit_tiny' | 'vit_small';
+  model: 'vit_tiny' | 'vit_small' | 'vit_base' | 'toy';
+  device: 'cpu' | 'cuda';
+  /** time torch.compile of PyTorch's model too (with --compile) */
+  compile?: boolean;
   imgSize: number;
   patchSize: number;
   dim: number;
@@ -117,21 +129,37 @@ const SMALL = {
   ...MOCO_HEADS,
 } as const;
 
+type Base = Pick<StepCase, 'model' | 'imgSize' | 'patchSize' | 'dim' | 'depth' | 'heads' | 'projector' | 'predictor'>;
+
+const LABELS: Record<StepCase['model'], string> = {
+  vit_tiny: 'ViT-Tiny/4 32x32',
+  vit_small: 'ViT-S/16 224x224',
+  vit_base: 'ViT-B/16 224x224',
+  toy: 'toy ViT (2 blocks, 64-d)/8 32x32',
+};
+
 function makeCase(
-  base: typeof TINY | typeof SMALL,
+  base: Base,
   batch: number,
   n: number,
   precision: 'fp32' | 'bf16' = 'fp32',
+  o: { device?: 'cpu' | 'cuda'; warmup?: number; steps?: number; compile?: boolean } = {},
 ): StepCase {
-  const label = base.model === 'vit_tiny' ? 'ViT-Tiny/4 32x32' : 'ViT-S/16 224x224';
+  const device = o.device ?? 'cpu';
   const h = base.projector.hidden;
   return {
     ...COMMON,
     ...base,
+    device,
     batch,
     numChunks: n,
     precision,
-    name: `${label} batch ${batch} n=${n} m=1 (BN heads, hidden ${h})${precision === 'bf16' ? ' bf16' : ''}`,
+    warmup: o.warmup ?? COMMON.warmup,
+    steps: o.steps ?? COMMON.steps,
+    compile: o.compile ?? false,
+    name:
+      `${device === 'cuda' ? 'cuda ' : ''}${LABELS[base.model]} batch ${batch} n=${n} m=1 (BN heads, hidden ${h})` +
+      (precision === 'bf16' ? ' bf16' : ''),
     projector: { ...base.projector },
     predictor: { ...base.predictor },
   };
@@ -148,6 +176,39 @@ export const STEP_CASES: StepCase[] = [
   makeCase(SMALL, 32, 8, 'bf16'),
 ];
 
+// The GPU cases of the issue: MoCo v3's ViT-S (12 heads, as its vits.py and our ImageNet
+// presets) and ViT-B with 4096-wide heads, and the CIFAR recipe's ViT-Tiny/4 (1024-wide heads,
+// configs/cifar10-vit-tiny.json), all under bf16 autocast. 3 warm-up and 10 timed steps.
+const GPU = { device: 'cuda', warmup: 3, steps: 10 } as const;
+const SMALL12 = { ...SMALL, heads: 12 };
+const BASE = { ...SMALL, model: 'vit_base', dim: 768, heads: 12 } as const;
+export const CUDA_STEP_CASES: StepCase[] = [
+  makeCase(SMALL12, 256, 1, 'bf16', GPU),
+  makeCase(SMALL12, 256, 8, 'bf16', { ...GPU, compile: true }),
+  makeCase(BASE, 128, 8, 'bf16', GPU),
+  makeCase(TINY, 512, 1, 'bf16', { ...GPU, compile: true }),
+  makeCase(TINY, 512, 8, 'bf16', { ...GPU, compile: true }),
+];
+
+// Toy sizes of the same step for any device: the whole path in seconds (CI).
+const TOY = {
+  model: 'toy',
+  imgSize: 32,
+  patchSize: 8,
+  dim: 64,
+  depth: 2,
+  heads: 2,
+  projector: { layers: 3, hidden: 128, out: 32 },
+  predictor: { layers: 2, hidden: 128, out: 32 },
+} as const;
+export function toyCases(device: 'cpu' | 'cuda'): StepCase[] {
+  const precision = device === 'cuda' ? 'bf16' : 'fp32';
+  return [
+    makeCase(TOY, 8, 1, precision, { device, warmup: 1, steps: 3, compile: true }),
+    makeCase(TOY, 8, 4, precision, { device, warmup: 1, steps: 3 }),
+  ];
+}
+
 type Breakdown = { ema: number; forward: number; backward: number; optimizer: number };
 
 interface SideResult {
@@ -162,8 +223,13 @@ interface SideResult {
 
 function runOurs(c: StepCase, breakdown: boolean): SideResult {
   manualSeed(0);
-  const make = c.model === 'vit_tiny' ? vitTiny : vitSmall;
-  const backbone = make({ imgSize: c.imgSize, patchSize: c.patchSize, numHeads: c.heads });
+  const backbone = new VisionTransformer({
+    imgSize: c.imgSize,
+    patchSize: c.patchSize,
+    embedDim: c.dim,
+    depth: c.depth,
+    numHeads: c.heads,
+  });
   const model = new MaskedContrastive(backbone, {
     method: 'mmoco',
     numChunks: c.numChunks,
@@ -173,7 +239,7 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
     projector: { numLayers: c.projector.layers, hiddenDim: c.projector.hidden, outDim: c.projector.out },
     predictor: { numLayers: c.predictor.layers, hiddenDim: c.predictor.hidden },
     monitorKappa: false,
-  });
+  }).to(c.device);
   model.train();
   const opt = new optim.AdamW(model.onlineParameters(), {
     lr: c.schedule.lr,
@@ -181,14 +247,17 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
     weightDecay: c.weightDecay,
   });
   const sched = new optim.WarmupCosine(c.schedule);
-  const x1 = randn(c.batch, 3, c.imgSize, c.imgSize);
-  const x2 = randn(c.batch, 3, c.imgSize, c.imgSize);
+  const x1 = randn([c.batch, 3, c.imgSize, c.imgSize], { device: c.device });
+  const x2 = randn([c.batch, 3, c.imgSize, c.imgSize], { device: c.device });
+  const amp = c.precision === 'bf16' ? ({ device: c.device, dtype: 'bfloat16' } as const) : null;
+  // trainStep reads the loss (loss.item()), which waits for the device: the wall time of a
+  // step is its GPU time too
   const step = (iter: number): number =>
     trainStep(model, opt, x1, x2, {
       iter,
       lrSchedule: sched,
       baseMomentum: c.baseMomentum,
-      autocast: c.precision === 'bf16' ? { device: 'cpu', dtype: 'bfloat16' } : null,
+      autocast: amp,
     }).loss;
   let it = 0;
   for (let i = 0; i < c.warmup; i++) step(it++);
@@ -213,14 +282,17 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
       sched.apply(opt, epoch);
       const m = optim.cosineMomentum(epoch, sched.epochs, c.baseMomentum);
       tidy(() => {
+        if (c.device === 'cuda') cuda.synchronize();
         const t0 = now();
         model.updateMomentumEncoder(m);
+        if (c.device === 'cuda') cuda.synchronize();
         const t1 = now();
-        const amp = c.precision === 'bf16' ? ({ device: 'cpu', dtype: 'bfloat16' } as const) : null;
         const { loss } = amp ? autocast(amp, () => model.forward(x1, x2, 1)) : model.forward(x1, x2, 1);
         const t2 = now();
+        if (c.device === 'cuda') cuda.synchronize();
         opt.zeroGrad();
         loss.backward();
+        if (c.device === 'cuda') cuda.synchronize();
         const t3 = now();
         opt.step();
         opt.zeroGrad();
@@ -247,56 +319,144 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
 
 // ---- PyTorch ----
 
-function runTorch(c: StepCase, threads: number): SideResult {
+interface TorchResult extends SideResult {
+  /** the same step with the model under torch.compile */
+  compiled?: SideResult & { compileS: number };
+  /** why torch.compile was not timed */
+  compileSkipped?: string;
+}
+
+function runTorch(c: StepCase, threads: number, compile: boolean): TorchResult {
   const script = join(benchSourceDir(), 'step_torch.py');
   const rows = runJsonLines(
     findTorchPython(),
-    ['-B', script, '--case', JSON.stringify(c), '--threads', String(threads)],
+    ['-B', script, '--case', JSON.stringify(c), '--threads', String(threads), ...(compile ? ['--compile'] : [])],
     process.env,
     20 * 60_000,
   );
-  const r = rows[0] as unknown as SideResult | undefined;
+  const r = rows.find((x) => x.mode === undefined) as unknown as SideResult | undefined;
   if (!r) throw new Error(`step: step_torch.py printed no result for ${c.name}`);
-  return r;
+  const compiled = rows.find((x) => x.mode === 'compile') as unknown as TorchResult['compiled'];
+  const skipped = rows.find((x) => x.mode === 'compile-skipped')?.compileSkipped;
+  return {
+    ...r,
+    ...(compiled ? { compiled } : {}),
+    ...(typeof skipped === 'string' ? { compileSkipped: skipped } : {}),
+  };
+}
+
+// ---- the card's reachable bf16 rate ----
+
+/** TFLOP/s of an s³ bf16 matrix product on `device`, ours (median of `reps` after 3 warm-ups). */
+function oursMatmulTflops(device: 'cpu' | 'cuda', s: number, reps: number): number {
+  return tidy(() => {
+    const a = randn([s, s], { device, dtype: 'bfloat16' });
+    const b = randn([s, s], { device, dtype: 'bfloat16' });
+    const sync = (): void => (device === 'cuda' ? cuda.synchronize() : undefined);
+    for (let i = 0; i < 3; i++) matmul(a, b).dispose();
+    sync();
+    const xs: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = now();
+      matmul(a, b).dispose();
+      sync();
+      xs.push(now() - t0);
+    }
+    return (2 * s ** 3) / (median(xs) / 1e3) / 1e12;
+  });
+}
+
+function peakRow(device: 'cpu' | 'cuda', toy: boolean): number {
+  const size = device === 'cuda' && !toy ? 8192 : 512;
+  const reps = device === 'cuda' ? 10 : 3;
+  const ours = oursMatmulTflops(device, size, reps);
+  const rows = runJsonLines(
+    findTorchPython(),
+    ['-B', join(benchSourceDir(), 'step_torch.py'), '--peak', String(size), '--device', device, '--reps', String(reps)],
+    process.env,
+    5 * 60_000,
+  );
+  const torch = Number(rows[0]?.tflops);
+  console.log(
+    JSON.stringify({
+      bench: 'step',
+      case: `${device === 'cuda' ? 'cuda ' : ''}peak: bf16 matmul ${size}x${size}x${size}`,
+      ours: sig(ours),
+      torch: sig(torch),
+      unit: 'TFLOP/s',
+      better: 'higher',
+      stat: 'median',
+    }),
+  );
+  return Math.max(ours, Number.isFinite(torch) ? torch : 0);
 }
 
 // ---- the comparison ----
 
-function parseArgs(args: readonly string[]): { breakdown: boolean; only?: string } {
-  let breakdown = false;
-  let only: string | undefined;
+interface StepArgs {
+  breakdown: boolean;
+  only?: string;
+  device: 'cpu' | 'cuda';
+  toy: boolean;
+  compile: boolean;
+}
+
+function parseArgs(args: readonly string[]): StepArgs {
+  const o: StepArgs = { breakdown: false, device: 'cpu', toy: false, compile: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (a === '--breakdown') breakdown = true;
-    else if (a === '--only' && i + 1 < args.length) only = args[++i]!;
-    else throw new Error(`step: unknown option ${a} (allowed: --breakdown, --only SUBSTRING)`);
+    if (a === '--breakdown') o.breakdown = true;
+    else if (a === '--toy') o.toy = true;
+    else if (a === '--compile') o.compile = true;
+    else if (a === '--only' && i + 1 < args.length) o.only = args[++i]!;
+    else if (a === '--device' && i + 1 < args.length) {
+      const d = args[++i]!;
+      if (d !== 'cpu' && d !== 'cuda') throw new Error(`step: --device must be cpu or cuda, got '${d}'`);
+      o.device = d;
+    } else
+      throw new Error(
+        `step: unknown option ${a} (allowed: --device cpu|cuda, --toy, --compile, --breakdown, --only SUBSTRING)`,
+      );
   }
-  return { breakdown, only };
+  return o;
 }
 
 export async function runStep(args: readonly string[]): Promise<void> {
-  const { breakdown, only } = parseArgs(args);
+  const { breakdown, only, device, toy, compile } = parseArgs(args);
+  if (device === 'cuda' && !cuda.isAvailable()) {
+    throw new Error(
+      'step: --device cuda, but this build of the addon has no CUDA device (build against a CUDA libtorch)',
+    );
+  }
   const threads = Math.min(2, availableParallelism());
   setNumThreads(threads);
+  const all = toy ? toyCases(device) : device === 'cuda' ? CUDA_STEP_CASES : STEP_CASES;
+  const cases = all.filter((c) => only === undefined || c.name.includes(only));
   process.stderr.write(
-    `[step] both engines at ${getNumThreads()} threads; PyTorch: ${findTorchPython()}; ` +
-      `per engine and case 1 warm-up + ${COMMON.steps} timed steps\n`,
+    `[step] ${device}; both engines at ${getNumThreads()} threads; PyTorch: ${findTorchPython()}; ` +
+      `${cases.length} cases\n`,
   );
-  const cases = STEP_CASES.filter((c) => only === undefined || c.name.includes(only));
+  // the reachable rate the achieved TFLOP/s are compared with (GPU and toy runs)
+  const peak = device === 'cuda' || toy ? peakRow(device, toy) : NaN;
   const ipsByCase = new Map<string, { ours: number; torch: number }>();
   const torchFp32 = new Map<string, number>();
   for (const [idx, c] of cases.entries()) {
     const sides: SideResult[] = [];
     const order = idx % 2 === 0 ? (['ours', 'torch'] as const) : (['torch', 'ours'] as const);
-    const res: Partial<Record<'ours' | 'torch', SideResult>> = {};
+    const res: { ours?: SideResult; torch?: TorchResult } = {};
     for (const side of order) {
-      waitForQuiet(25, 10_000, 500);
+      if (device === 'cpu') waitForQuiet(25, 10_000, 500);
       process.stderr.write(`[step] ${c.name}: ${side === 'ours' ? 'mmoco' : 'PyTorch'}...\n`);
-      res[side] = side === 'ours' ? runOurs(c, breakdown) : runTorch(c, threads);
+      if (side === 'ours') res.ours = runOurs(c, breakdown);
+      else res.torch = runTorch(c, threads, compile && c.compile === true);
       sides.push(res[side]!);
     }
     const ours = res.ours!;
     const torch = res.torch!;
+    const vit = { imgSize: c.imgSize, patchSize: c.patchSize, dim: c.dim, depth: c.depth, heads: c.heads };
+    const macs = (n: number): number =>
+      trainStepMacs({ vit, numChunks: n, targetChunks: 1, projector: c.projector, predictor: c.predictor }).total;
+    const tflops = (ips: number): number => (2 * macs(c.numChunks) * ips) / c.batch / 1e12;
     const row: Record<string, unknown> = {
       bench: 'step',
       case: c.name,
@@ -305,16 +465,30 @@ export async function runStep(args: readonly string[]): Promise<void> {
       unit: 'images/s',
       better: 'higher',
       stat: 'median',
+      device: c.device,
       threads,
       batch: c.batch,
+      ratio: sig(ours.imagesPerSec / torch.imagesPerSec, 3),
       oursStepMs: ours.stepMs.map((x) => sig(x)),
       torchStepMs: torch.stepMs.map((x) => sig(x)),
       torchBreakdownMs: torch.breakdownMs,
       ...(ours.breakdownMs ? { oursBreakdownMs: ours.breakdownMs } : {}),
-      otherLoadPct: Math.round(Math.max(...sides.map((s) => s.foreignPct))),
+      ...(device === 'cpu' ? { otherLoadPct: Math.round(Math.max(...sides.map((s) => s.foreignPct))) } : {}),
     };
-    const key = `${c.model} ${c.batch} ${c.precision}`;
-    const caseKey = `${c.model} ${c.batch} n${c.numChunks}`;
+    if (Number.isFinite(peak)) {
+      row.oursTflops = sig(tflops(ours.imagesPerSec), 3);
+      row.torchTflops = sig(tflops(torch.imagesPerSec), 3);
+      row.peakTflops = sig(peak, 3);
+      row.oursOfPeak = sig(tflops(ours.imagesPerSec) / peak, 3);
+    }
+    if (torch.compiled) {
+      row.torchCompiled = sig(torch.compiled.imagesPerSec);
+      row.torchCompiledStepMs = torch.compiled.stepMs.map((x) => sig(x));
+      row.torchCompileS = torch.compiled.compileS;
+      row.ratioToCompiled = sig(ours.imagesPerSec / torch.compiled.imagesPerSec, 3);
+    } else if (torch.compileSkipped) row.torchCompileSkipped = torch.compileSkipped;
+    const key = `${c.device} ${c.model} ${c.batch} ${c.precision}`;
+    const caseKey = `${c.device} ${c.model} ${c.batch} n${c.numChunks}`;
     if (c.precision === 'fp32') torchFp32.set(caseKey, torch.imagesPerSec);
     else if (torchFp32.has(caseKey)) {
       // the issue's second bf16 goal: ours in bf16 against PyTorch in float32 on the same case
@@ -323,15 +497,6 @@ export async function runStep(args: readonly string[]): Promise<void> {
     }
     if (c.numChunks === 1) ipsByCase.set(key, { ours: ours.imagesPerSec, torch: torch.imagesPerSec });
     else {
-      const vit = {
-        imgSize: c.imgSize,
-        patchSize: c.patchSize,
-        dim: c.dim,
-        depth: c.depth,
-        heads: c.heads,
-      };
-      const macs = (n: number): number =>
-        trainStepMacs({ vit, numChunks: n, targetChunks: 1, projector: c.projector, predictor: c.predictor }).total;
       row.flopsPredictedSpeedup = sig(macs(1) / macs(c.numChunks));
       const base = ipsByCase.get(key);
       if (base) {

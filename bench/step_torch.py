@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """PyTorch half of `npm run bench -- step` (bench/step.ts starts it, one process per case).
 
-Usage: step_torch.py --case JSON --threads N
+Usage: step_torch.py --case JSON --threads N [--compile]
+       step_torch.py --peak SIZE --device cpu|cuda [--reps R]
     The JSON is one entry of step.ts's case table (model sizes, batch, n, head sizes, step
-    counts). Prints one JSON line on stdout:
+    counts, device, precision). With --compile a second line times the same step with the model
+    under torch.compile (mode "compile", its compile time apart as compileS; a line with
+    "compileSkipped" when this PyTorch has no torch.compile). --peak times a SIZE³ bf16 matrix
+    product and prints {"tflops"}. Prints one JSON line on stdout:
     {"case", "threads", "batch", "stepMs": [...], "imagesPerSec" (batch / median step),
      "loss", "foreignPct", "breakdownMs": {"ema", "forward", "backward", "optimizer"}}
     (breakdownMs: medians over the timed steps of the phases, timed inside the same steps; CPU
@@ -13,7 +17,9 @@ The step is Masked MoCo's (n online chunks, target m = 1) as MoCo-v3's main loop
 from the warmup-cosine schedule, momentum from the cosine schedule, the momentum update, the
 online forward of both views (n chunks each) through backbone, projector and predictor, the
 target forward of both full views without autograd, the symmetrised InfoNCE (·2τ), zero_grad,
-backward, AdamW step (torch.optim.AdamW, foreach=True), loss.item(). The model is the plain
+backward, AdamW step (torch.optim.AdamW: foreach=True on the CPU; on CUDA fused=True, PyTorch's
+fastest), loss.item(). On CUDA the forward runs under bf16 autocast when the case says so and the
+phases of the breakdown are separated by torch.cuda.synchronize(). The model is the plain
 PyTorch reference of test/fixtures/reference_models.py (timm's ViT as MoCo-v3 uses it,
 MoCo-v3's BN heads), the models the fixtures are made from.
 """
@@ -54,6 +60,7 @@ class MaskedMoCo(nn.Module):
     def __init__(self, c):
         super().__init__()
         self.n, self.T = c["numChunks"], c["temperature"]
+        self.device = c.get("device", "cpu")
         self.base_encoder = Encoder(c)
         p, q = c["projector"], c["predictor"]
         self.predictor = build_mlp(q["layers"], p["out"], q["hidden"], q["out"], last_bn=False)
@@ -71,7 +78,7 @@ class MaskedMoCo(nn.Module):
         q = F.normalize(q, dim=1)
         k = F.normalize(k, dim=1)
         logits = q @ k.t() / self.T
-        labels = torch.arange(k.shape[0]).repeat_interleave(q.shape[0] // k.shape[0])
+        labels = torch.arange(k.shape[0], device=q.device).repeat_interleave(q.shape[0] // k.shape[0])
         return F.cross_entropy(logits, labels) * (2 * self.T)
 
     def chunk_keep(self, b):
@@ -80,7 +87,7 @@ class MaskedMoCo(nn.Module):
         if n == 1:
             return None
         k = N // n
-        return torch.rand(b, N).argsort(1)[:, : k * n].reshape(b * n, k)
+        return torch.rand(b, N, device=self.device).argsort(1)[:, : k * n].reshape(b * n, k)
 
     def online(self, x):
         return self.predictor(self.base_encoder(x, self.chunk_keep(x.shape[0]), self.n))
@@ -105,19 +112,25 @@ def cosine_momentum(epoch, c):
     return 1.0 - 0.5 * (1.0 + math.cos(math.pi * epoch / c["schedule"]["epochs"])) * (1.0 - c["baseMomentum"])
 
 
-def run(c, threads):
+def run(c, threads, compiled=False):
     set_threads(threads)
     torch.manual_seed(0)
-    model = MaskedMoCo(c)
+    dev = c.get("device", "cpu")
+    cuda = dev == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    model = MaskedMoCo(c).to(dev)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
+    kind = {"fused": True} if cuda else {"foreach": True}
     opt = torch.optim.AdamW(params, lr=c["schedule"]["lr"], betas=tuple(c["betas"]),
-                            weight_decay=c["weightDecay"], foreach=True)
+                            weight_decay=c["weightDecay"], **kind)
+    forward = torch.compile(model) if compiled else model
     b, img = c["batch"], c["imgSize"]
-    x1 = torch.randn(b, 3, img, img)
-    x2 = torch.randn(b, 3, img, img)
+    x1 = torch.randn(b, 3, img, img, device=dev)
+    x2 = torch.randn(b, 3, img, img, device=dev)
     ipe = c["schedule"]["itersPerEpoch"]
     phases = {"ema": [], "forward": [], "backward": [], "optimizer": []}
+    bf16 = c.get("precision") == "bf16"
 
     def step(it):
         epoch = it / ipe
@@ -127,13 +140,16 @@ def run(c, threads):
         mom = cosine_momentum(epoch, c)
         t0 = now_ms()
         model._update_momentum_encoder(mom)
+        sync()
         t1 = now_ms()
-        # bf16 cases: the forward under CPU autocast, as a PyTorch user writes it
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c.get("precision") == "bf16"):
-            loss = model(x1, x2)
+        # bf16 cases: the forward under autocast, as a PyTorch user writes it
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
+            loss = forward(x1, x2)
+        sync()
         t2 = now_ms()
         opt.zero_grad()
         loss.backward()
+        sync()
         t3 = now_ms()
         opt.step()
         opt.zero_grad()
@@ -143,8 +159,10 @@ def run(c, threads):
             phases[k].append(v)
         return value
 
+    tc = now_ms()
     for it in range(c["warmup"]):
         step(it)
+    warm_s = (now_ms() - tc) / 1e3
     for k in phases:
         phases[k].clear()
     xs = []
@@ -158,21 +176,56 @@ def run(c, threads):
         "case": c["name"],
         "threads": threads,
         "batch": b,
-        "stepMs": [round(x, 1) for x in xs],
+        "stepMs": [round(x, 2) for x in xs],
         "imagesPerSec": b / (median(xs) / 1e3),
         "loss": loss,
         "foreignPct": other.pct,
-        "breakdownMs": {k: round(median(v), 1) for k, v in phases.items()},
+        "breakdownMs": {k: round(median(v), 2) for k, v in phases.items()},
+        "torch": torch.__version__,
+        "optimizer": "fused" if cuda else "foreach",
     }
+    if compiled:
+        # the warm-up steps include compiling (and recompiling for the second view, if any)
+        row.update(mode="compile", compileS=round(warm_s, 1))
     emit(**row)
+
+
+def peak(size, dev, reps):
+    """TFLOP/s of a size³ bf16 matrix product (median of reps after 3 warm-ups)."""
+    a = torch.randn(size, size, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=dev, dtype=torch.bfloat16)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    for _ in range(3):
+        a @ b
+    sync()
+    xs = []
+    for _ in range(reps):
+        t0 = now_ms()
+        a @ b
+        sync()
+        xs.append(now_ms() - t0)
+    emit(tflops=2 * size**3 / (median(xs) / 1e3) / 1e12, size=size, device=dev, torch=torch.__version__)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--case", required=True)
+    ap.add_argument("--case")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--peak", type=int)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
-    run(json.loads(args.case), args.threads)
+    if args.peak:
+        peak(args.peak, args.device, args.reps)
+        return
+    c = json.loads(args.case)
+    run(c, args.threads)
+    if args.compile:
+        if hasattr(torch, "compile"):
+            run(c, args.threads, compiled=True)
+        else:
+            emit(case=c["name"], mode="compile-skipped", compileSkipped=f"torch {torch.__version__} has no torch.compile")
 
 
 if __name__ == "__main__":
