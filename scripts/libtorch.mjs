@@ -69,14 +69,26 @@ function hasCuda(lt) {
   return existsSync(join(lt.lib, 'libtorch_cuda.so'));
 }
 
-// NCCL process groups need the CUDA toolkit's and NCCL's headers besides libtorch's (pip wheels
-// ship neither): CUDA_HOME (default /usr/local/cuda) and NCCL_INCLUDE_DIR (default: CUDA_HOME's).
-function ncclIncludes(lt) {
+// The CUDA runtime's headers (CUDA graphs and streams include them; libtorch ships none):
+// CUDA_HOME's (default /usr/local/cuda), else those of pip's nvidia-cuda-runtime package
+// beside a pip torch/ folder (nvidia/cuda_runtime/include, nvidia/cu13/include, ...).
+function cudaInclude(lt) {
   if (!hasCuda(lt)) return null;
-  const cuda = join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'include');
-  const nccl = process.env.NCCL_INCLUDE_DIR ?? cuda;
-  if (!existsSync(join(cuda, 'cuda_runtime_api.h')) || !existsSync(join(nccl, 'nccl.h'))) return null;
-  return [...new Set([cuda, nccl])];
+  const candidates = [join(process.env.CUDA_HOME ?? '/usr/local/cuda', 'include')];
+  const nvidia = join(lt.root, '..', 'nvidia');
+  if (existsSync(nvidia)) for (const d of readdirSync(nvidia).sort()) candidates.push(join(nvidia, d, 'include'));
+  return candidates.find((d) => existsSync(join(d, 'cuda_runtime_api.h'))) ?? null;
+}
+
+// NCCL process groups need NCCL's headers too (pip wheels ship none): NCCL_INCLUDE_DIR
+// (default: the CUDA headers' folder, then pip's nvidia/nccl/include).
+function ncclIncludes(lt) {
+  const cuda = cudaInclude(lt);
+  if (!cuda) return null;
+  const nccl = [process.env.NCCL_INCLUDE_DIR, cuda, join(lt.root, '..', 'nvidia', 'nccl', 'include')].find(
+    (d) => d && existsSync(join(d, 'nccl.h')),
+  );
+  return nccl ? [...new Set([cuda, nccl])] : null;
 }
 
 function libs(lt) {
@@ -95,7 +107,7 @@ if (what) {
   const lt = findLibtorch();
   switch (what) {
     case 'include':
-      console.log([...lt.include, ...(ncclIncludes(lt) ?? [])].join(' '));
+      console.log([...lt.include, ...(ncclIncludes(lt) ?? [cudaInclude(lt)].filter(Boolean))].join(' '));
       break;
     case 'libs':
       console.log(libs(lt).join(' '));
@@ -105,6 +117,7 @@ if (what) {
         [
           `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`,
           `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`,
+          `-DMMOCO_CUDA_HEADERS=${cudaInclude(lt) ? 1 : 0}`,
           ...(ncclIncludes(lt) ? ['-DMM_WITH_NCCL=1', '-DUSE_C10D_NCCL=1'] : []),
         ].join(' '),
       );
@@ -115,6 +128,8 @@ if (what) {
           root: lt.root,
           version: version(lt),
           cuda: hasCuda(lt),
+          cudaHeaders: cudaInclude(lt),
+          nccl: ncclIncludes(lt) !== null,
           cxx11Abi: cxx11Abi(lt),
           libs: readdirSync(lt.lib).filter((f) => /^lib(torch|c10).*\.so$/.test(f)),
         }),

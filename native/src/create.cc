@@ -163,12 +163,14 @@ OP(randLike, "T") { return Out(a, at::rand_like(T(a, 0), LikeOpts(a, 1))); }
 OP(randnLike, "T") { return Out(a, at::randn_like(T(a, 0), LikeOpts(a, 1))); }
 OP(randintLike, "T") { return Out(a, at::randint_like(T(a, 0), I(a, 1), I(a, 2), LikeOpts(a, 3))); }
 
-// to(t, dtype?, device?, copy?)
+// to(t, dtype?, device?, copy?, nonBlocking?): nonBlocking lets a copy between pinned host
+// memory and a GPU run asynchronously (otherwise libtorch ignores it).
 OP(to, "T") {
   at::Tensor& t = T(a, 0);
   at::ScalarType dt = IsNullish(a, 1) ? t.scalar_type() : DT(a, 1);
   at::Device dev = IsNullish(a, 2) ? t.device() : Dev(a, 2);
-  return Out(a, t.to(dev, dt, /*non_blocking=*/false, /*copy=*/B(a, 3)));
+  bool nonBlocking = !IsNullish(a, 4) && B(a, 4);
+  return Out(a, t.to(dev, dt, nonBlocking, /*copy=*/B(a, 3)));
 }
 OP(clone, "T") { return Out(a, T(a, 0).clone()); }
 OP(contiguous, "T") { return Out(a, T(a, 0).contiguous()); }

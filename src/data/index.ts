@@ -33,3 +33,4 @@ export { Subset, subsetFraction, subsetPerClass, indicesByClass } from './subset
 export { DataLoader, type Batch, type LoaderOptions, type SampleContext, type SkipEvent } from './loader.js';
 export { centerCrop, centerCropImage, resizeCenterCrop } from './fit.js';
 export * as transforms from './transforms/index.js';
+export { DeviceImageCache, CachedLoader, toDevice, type DeviceCacheOptions } from './device-cache.js';

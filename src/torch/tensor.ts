@@ -30,6 +30,11 @@ export interface ToOptions {
   dtype?: DType;
   device?: Device | string;
   copy?: boolean;
+  /**
+   * Copy asynchronously where the hardware can (PyTorch's non_blocking): from pinned host
+   * memory to a GPU, or back. Elsewhere the copy is synchronous as usual.
+   */
+  nonBlocking?: boolean;
 }
 
 export interface BackwardOptions {
@@ -114,7 +119,22 @@ export class Tensor {
     } else {
       o = { ...target, ...opts };
     }
-    return wrap(N.to(this.id, o.dtype === undefined ? null : dtypeCode(o.dtype), o.device ?? null, o.copy ?? false));
+    return wrap(
+      N.to(
+        this.id,
+        o.dtype === undefined ? null : dtypeCode(o.dtype),
+        o.device ?? null,
+        o.copy ?? false,
+        o.nonBlocking ?? false,
+      ),
+    );
+  }
+  /** A copy in page-locked host memory (PyTorch's pin_memory(); needs a CUDA build). */
+  pinMemory(): Tensor {
+    return wrap(N.pinMemory(this.id));
+  }
+  isPinned(): boolean {
+    return N.isPinned(this.id) as boolean;
   }
   float(): Tensor {
     return this.to('float32');

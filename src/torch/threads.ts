@@ -1,6 +1,7 @@
 // Threads, BLAS and devices of the running process.
 import { availableParallelism } from 'node:os';
 import { N } from './native.js';
+import { CUDAGraph, graphsAvailable } from './cuda-graph.js';
 
 export interface BlasInfo {
   /** file that provides sgemm_ (symlinks resolved) */
@@ -63,6 +64,9 @@ export const cuda = {
   synchronize: (device?: number): void => {
     N.cudaSynchronize(device ?? null);
   },
+  /** whether CUDA graphs can be captured (see CUDAGraph) */
+  graphsAvailable,
+  CUDAGraph,
 };
 
 export function buildInfo(): { torchVersion: string; withCuda: boolean } {

@@ -38,7 +38,13 @@ const RUN = {
     doc: 'use a seeded subset of this many training images (default: all)',
   },
   seed: { type: 'int', default: 0, min: 0, doc: 'seed of the data order, augmentations, masks and init' },
-  workers: { type: 'int', default: 2, min: 1, doc: 'image decoding worker processes' },
+  workers: {
+    type: 'int',
+    default: null,
+    nullable: true,
+    min: 1,
+    doc: 'image decode requests in flight (JPEGs in native threads, other files in sharp processes; default: the cores)',
+  },
   threads: { type: 'int', default: null, nullable: true, min: 1, doc: 'libtorch threads (default: the cores)' },
   device: { type: 'enum', values: ['cpu', 'cuda'], default: 'cpu', doc: 'where the model runs' },
   maxStepsPerEpoch: {
@@ -89,6 +95,12 @@ export const PRETRAIN_SCHEMA = {
   ...MODEL,
   method: { type: 'enum', values: ['mmoco', 'mbyol'], default: 'mmoco', doc: 'M-MoCo (InfoNCE) or M-BYOL' },
   numChunks: { type: 'int', default: 8, min: 1, doc: 'n: chunks per online view (1 = MoCo v3 / BYOL)' },
+  deviceCache: {
+    type: 'enum',
+    values: ['auto', 'on', 'off'],
+    default: 'auto',
+    doc: 'decode the training set once into one tensor on the device and serve batches from there (auto: on CUDA when it takes at most 8 GiB)',
+  },
   targetChunks: { type: 'int', default: 1, min: 1, doc: 'm: chunks per target view, combined by spherical mean' },
   headNorm: { type: 'enum', values: ['bn', 'ln'], default: 'bn', doc: 'norm of the projector and predictor' },
   classAttention: { type: 'bool', default: false, doc: 'two class-attention blocks before the projector' },

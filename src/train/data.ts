@@ -2,6 +2,7 @@
 // (train/ + val/ or test/ sub-folders, or classes directly), a CIFAR-10 binary folder,
 // Debian's Fashion-MNIST ('fashion-mnist') or the procedural set ('synthetic').
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import {
   Cifar10,
@@ -103,7 +104,8 @@ export function subfolders(dir: string): string[] {
 export interface LoaderConfig {
   batchSize: number;
   seed: number;
-  workers: number;
+  /** decode requests in flight; null: one per core */
+  workers: number | null;
   loadSize: number | null;
 }
 
@@ -123,7 +125,7 @@ export function makeLoader(
     shuffle: o.shuffle,
     seed: c.seed,
     dropLast: o.dropLast,
-    workers: c.workers,
+    workers: c.workers ?? availableParallelism(),
     perSample: c.loadSize ? resizeCenterCrop(c.loadSize, c.loadSize) : undefined,
   });
 }

@@ -11,7 +11,7 @@ export interface KnnMonitorConfig {
   imgSize: number;
   batchSize: number;
   seed: number;
-  workers: number;
+  workers: number | null;
   loadSize: number | null;
   device: string;
   knnK: number;

@@ -4,14 +4,16 @@
 // metrics.jsonl (a step record every `logEvery` steps, an epoch record with the kNN monitor),
 // a checkpoint each epoch (written atomically) and automatic resume from it. A non-finite loss
 // stops the run (TrainingDiverged) with a `stop` record.
+import { availableParallelism } from 'node:os';
 import * as torch from '../torch/index.js';
 import { optim } from '../torch/index.js';
 import { saveCheckpoint } from '../torch/io/checkpoint.js';
 import { buildBackbone } from './backbone.js';
 import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
-import { mixKey, transforms } from '../data/index.js';
+import { CachedLoader, DeviceImageCache, mixKey, toDevice, transforms, type Dataset } from '../data/index.js';
 import type { PretrainConfig } from './config.js';
-import { openData, sampled, trainLoader } from './data.js';
+import { openData, sampled, trainLoader, type LoaderConfig } from './data.js';
+import { resizeCenterCrop } from '../data/index.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
@@ -99,7 +101,9 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const { group, rank, world, lead } = joinRanks(cfg);
   const data = openData(cfg.data, cfg.valData);
   const train = sampled(data.train, cfg.trainSamples, cfg.seed);
-  const loader = trainLoader(train, cfg, { rank, world });
+  const host = trainLoader(train, cfg, { rank, world });
+  const cache = await deviceCacheFor(train, cfg, lead ? log : () => undefined);
+  const loader = cache ? new CachedLoader(host, cache) : host;
   const batches = Math.min(loader.length, cfg.maxStepsPerEpoch ?? Infinity);
   if (batches < 1) {
     throw new Error(`${data.name}: ${train.length} training images make no full batch of ${cfg.batchSize}`);
@@ -162,7 +166,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
         break;
       }
       const r = torch.tidy(() => {
-        const x = batch.images.to(cfg.device);
+        const x = toDevice(batch.images, cfg.device);
         const { view1, view2 } = aug.forward(x);
         return trainStep(model, opt, view1, view2, {
           iter: step,
@@ -231,6 +235,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     group?.barrier();
   }
   group?.destroy();
+  cache?.dispose();
   return {
     dir: out,
     epochs: cfg.epochs,
@@ -241,6 +246,44 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     wallS: (performance.now() - t0) / 1000,
     model,
   };
+}
+
+/** The decoded training set should stay on the device under `deviceCache: 'auto'` up to this. */
+const DEVICE_CACHE_AUTO_BYTES = 8 * 2 ** 30;
+
+/**
+ * The training set decoded onto the device, when `deviceCache` asks for it ('on'; 'auto': on
+ * CUDA when the decoded images take at most 8 GiB, estimated from the first image), else null.
+ */
+async function deviceCacheFor(
+  ds: Dataset,
+  cfg: LoaderConfig & { deviceCache: 'auto' | 'on' | 'off'; device: string },
+  log: (m: string) => void,
+): Promise<DeviceImageCache | null> {
+  if (cfg.deviceCache === 'off' || (cfg.deviceCache === 'auto' && cfg.device !== 'cuda')) return null;
+  const perSample = cfg.loadSize ? resizeCenterCrop(cfg.loadSize, cfg.loadSize) : undefined;
+  if (cfg.deviceCache === 'auto') {
+    const first = await ds.get(0);
+    const side = cfg.loadSize;
+    const bytes = (side ? side * side * 3 : first.image.data.length) * ds.length;
+    if (bytes > DEVICE_CACHE_AUTO_BYTES) {
+      log(`device cache: off (the training set would take ${(bytes / 2 ** 30).toFixed(1)} GiB decoded)`);
+      return null;
+    }
+  }
+  const t0 = performance.now();
+  const cache = await DeviceImageCache.build(ds, {
+    device: cfg.device,
+    workers: cfg.workers ?? availableParallelism(),
+    perSample: perSample ? (s) => perSample(s) : undefined,
+  });
+  log(
+    `device cache: ${cache.rows} images, ${(cache.bytes / 2 ** 20).toFixed(0)} MiB on ${cfg.device} ` +
+      `(decoded in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+      (cache.skipped.length ? `, ${cache.skipped.length} unreadable skipped` : '') +
+      ')',
+  );
+  return cache;
 }
 
 /** The autocast options of a run's `precision` (null for float32); logs the choice and why. */
