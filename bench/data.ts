@@ -28,7 +28,8 @@
 // otherLoadPct: CPU used by other processes while mmoco was timed, % of one core (median).
 //
 // Options: --images N (default 10240), --rounds R (3), --workers W (2), --batch B (256),
-//          --case NAME (only that case).
+//          --case NAME (only that case), --generated N (images of the generated stand-ins;
+//          default each case's own count).
 // Output: one JSON line per case:
 // {"bench":"data","case":...,"ours":...,"torch":...,"unit":"images/s","better":"higher",
 //  "stat":"median","batchSize","workers","images","rounds","source":"shared"|"generated",
@@ -190,6 +191,7 @@ export async function runData(args: string[]): Promise<void> {
     rounds: flag(args, 'rounds', 3),
     workers: flag(args, 'workers', 2),
     batch: flag(args, 'batch', 256),
+    generated: flag(args, 'generated', 0),
   };
   const only = args.includes('--case') ? args[args.indexOf('--case') + 1] : undefined;
   const cases = CASES.filter((c) => only === undefined || c.id === only);
@@ -206,8 +208,9 @@ export async function runData(args: string[]): Promise<void> {
         source = 'generated';
         root = join(tmp, `gen-${c.size}`);
         if (!existsSync(root)) {
-          console.error(`[bench data] ${shared ?? c.id}: generating ${c.generated} ${c.size}px JPEGs`);
-          await writeImageFolder(new SyntheticImages({ length: c.generated, size: c.size, seed: 1 }), root, {
+          const count = o.generated || c.generated;
+          console.error(`[bench data] ${shared ?? c.id}: generating ${count} ${c.size}px JPEGs`);
+          await writeImageFolder(new SyntheticImages({ length: count, size: c.size, seed: 1 }), root, {
             quality: 90,
           });
         }

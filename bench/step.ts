@@ -61,7 +61,13 @@ import {
   type Tensor,
 } from '../src/torch/index.js';
 import { VisionTransformer } from '../src/models/index.js';
-import { MaskedContrastive, trainStep, trainStepMacs, DEFAULT_BASE_MOMENTUM } from '../src/ssl/index.js';
+import {
+  GraphedTrainStep,
+  MaskedContrastive,
+  trainStep,
+  trainStepMacs,
+  DEFAULT_BASE_MOMENTUM,
+} from '../src/ssl/index.js';
 
 interface HeadSize {
   layers: number;
@@ -221,7 +227,7 @@ interface SideResult {
 
 // ---- mmoco ----
 
-function runOurs(c: StepCase, breakdown: boolean): SideResult {
+function runOurs(c: StepCase, breakdown: boolean, mode: 'eager' | 'graph' = 'eager'): SideResult {
   manualSeed(0);
   const backbone = new VisionTransformer({
     imgSize: c.imgSize,
@@ -250,15 +256,26 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
   const x1 = randn([c.batch, 3, c.imgSize, c.imgSize], { device: c.device });
   const x2 = randn([c.batch, 3, c.imgSize, c.imgSize], { device: c.device });
   const amp = c.precision === 'bf16' ? ({ device: c.device, dtype: 'bfloat16' } as const) : null;
-  // trainStep reads the loss (loss.item()), which waits for the device: the wall time of a
-  // step is its GPU time too
+  // both read the loss (loss.item()), which waits for the device: the wall time of a step is
+  // its GPU time too. 'graph': the step captured once as a CUDA graph, then replayed
+  const graphed =
+    mode === 'graph'
+      ? new GraphedTrainStep(model, opt, x1.shape, {
+          lrSchedule: sched,
+          baseMomentum: c.baseMomentum,
+          autocast: amp,
+          warmup: Math.max(1, c.warmup - 1),
+        })
+      : null;
   const step = (iter: number): number =>
-    trainStep(model, opt, x1, x2, {
-      iter,
-      lrSchedule: sched,
-      baseMomentum: c.baseMomentum,
-      autocast: amp,
-    }).loss;
+    graphed
+      ? graphed.step(x1, x2, iter).loss
+      : trainStep(model, opt, x1, x2, {
+          iter,
+          lrSchedule: sched,
+          baseMomentum: c.baseMomentum,
+          autocast: amp,
+        }).loss;
   let it = 0;
   for (let i = 0; i < c.warmup; i++) step(it++);
   const [w0, b0, c0] = [now(), machineBusyMs(), ownCpuMs()];
@@ -311,6 +328,7 @@ function runOurs(c: StepCase, breakdown: boolean): SideResult {
       optimizer: sig(median(phases.optimizer), 4),
     };
   }
+  graphed?.dispose();
   dispose([...opt.state.values()].flatMap((s) => Object.values(s)).filter((t): t is Tensor => typeof t !== 'number'));
   dispose([x1, x2]);
   model.dispose();
@@ -451,7 +469,10 @@ export async function runStep(args: readonly string[]): Promise<void> {
       else res.torch = runTorch(c, threads, compile && c.compile === true);
       sides.push(res[side]!);
     }
-    const ours = res.ours!;
+    // the same step captured as a CUDA graph (GraphedTrainStep), where this build has graphs
+    const graph = c.device === 'cuda' && cuda.graphsAvailable() ? runOurs(c, false, 'graph') : null;
+    const eager = res.ours!;
+    const ours = graph ?? eager;
     const torch = res.torch!;
     const vit = { imgSize: c.imgSize, patchSize: c.patchSize, dim: c.dim, depth: c.depth, heads: c.heads };
     const macs = (n: number): number =>
@@ -469,6 +490,9 @@ export async function runStep(args: readonly string[]): Promise<void> {
       threads,
       batch: c.batch,
       ratio: sig(ours.imagesPerSec / torch.imagesPerSec, 3),
+      oursMode: ours === graph ? 'cuda-graph' : 'eager',
+      oursEager: sig(eager.imagesPerSec),
+      ...(graph ? { oursGraph: sig(graph.imagesPerSec), oursGraphStepMs: graph.stepMs.map((x) => sig(x)) } : {}),
       oursStepMs: ours.stepMs.map((x) => sig(x)),
       torchStepMs: torch.stepMs.map((x) => sig(x)),
       torchBreakdownMs: torch.breakdownMs,

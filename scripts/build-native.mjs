@@ -3,7 +3,7 @@
 // so it is safe to call from every install. A change of configuration (binding.gyp, the
 // libtorch found, Node) reconfigures from scratch; a change of sources only recompiles
 // what make finds out of date.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -46,6 +46,20 @@ const force = process.argv.includes('--force');
 const stamp = existsSync(stampFile) ? JSON.parse(readFileSync(stampFile, 'utf8')) : {};
 if (!force && existsSync(out) && stamp.config === configHash && stamp.sources === sourceHash) process.exit(0);
 
+// Without make (a bare GPU image may have a compiler but no make), node-gyp cannot build:
+// compile and link directly with the same flags instead.
+const hasMake = spawnSync('make', ['--version'], { stdio: 'ignore' }).status === 0;
+if (process.env.MMOCO_DIRECT_BUILD === '1' || !hasMake) {
+  try {
+    await directBuild();
+  } catch (e) {
+    console.error(`mmoco: native build failed: ${e.message}`);
+    process.exit(1);
+  }
+  writeFileSync(stampFile, JSON.stringify({ config: configHash, sources: sourceHash }));
+  process.exit(0);
+}
+
 const reconfigure = force || stamp.config !== configHash || !existsSync(join(root, 'build/Makefile'));
 const gyp = join(root, 'node_modules/node-gyp/bin/node-gyp.js');
 const args = [gyp, reconfigure ? 'rebuild' : 'build', `--jobs=${Math.max(1, cpus().length)}`];
@@ -65,3 +79,46 @@ if (r.status !== 0) {
   process.exit(r.status ?? 1);
 }
 writeFileSync(stampFile, JSON.stringify({ config: configHash, sources: sourceHash }));
+
+// binding.gyp's build without node-gyp: every source compiled (one compiler per core at a
+// time), then linked into build/Release/mmoco_native.node.
+async function directBuild() {
+  const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets[0];
+  const q = (what) => {
+    const r = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), what], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`libtorch.mjs ${what}: ${r.stderr}`);
+    return r.stdout.trim().split(/\s+/).filter(Boolean);
+  };
+  const nodeInclude = join(dirname(process.execPath), '..', 'include/node');
+  const cxx = process.env.CXX || 'g++';
+  const flags = [
+    '-std=c++17', '-fPIC', '-pthread', '-O2', '-fexceptions', '-frtti', '-fno-math-errno',
+    '-Wno-unused-parameter', '-Wno-deprecated-declarations', '-DBUILDING_NODE_EXTENSION',
+    ...gyp.defines.map((d) => `-D${d}`), ...q('cflags'),
+    `-I${join(root, 'node_modules/node-addon-api')}`, `-I${nodeInclude}`, ...q('include').map((d) => `-I${d}`),
+  ]; // prettier-ignore
+  const objDir = join(root, 'build/direct');
+  mkdirSync(objDir, { recursive: true });
+  mkdirSync(dirname(out), { recursive: true });
+  console.error(`mmoco: building the native addon directly with ${cxx} (no make here)`);
+  const objs = gyp.sources.map((s) => join(objDir, s.replace(/\//g, '_').replace(/\.cc$/, '.o')));
+  const compile = (k) =>
+    new Promise((resolve) => {
+      const child = spawn(cxx, [...flags, '-c', join(root, gyp.sources[k]), '-o', objs[k]], { stdio: 'inherit' });
+      child.on('exit', (code) => resolve(code === 0 ? null : gyp.sources[k]));
+      child.on('error', (e) => resolve(`${gyp.sources[k]} (${e.message})`));
+    });
+  let next = 0;
+  const failed = [];
+  const worker = async () => {
+    while (next < objs.length) {
+      const bad = await compile(next++);
+      if (bad) failed.push(bad);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, cpus().length) }, worker));
+  if (failed.length) throw new Error(`compiling ${failed.join(', ')} failed`);
+  const libs = gyp.libraries.flatMap((l) => (l.startsWith('<!@') ? q('libs') : [l]));
+  const r = spawnSync(cxx, ['-shared', '-pthread', '-o', out, ...objs, ...libs], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('linking the native addon failed');
+}

@@ -2,8 +2,13 @@
 // Locates libtorch for the native build, the way tch-rs does: $LIBTORCH (a libtorch
 // distribution or the `torch/` folder of a pip PyTorch, CUDA or not), else Debian's
 // libtorch-dev. Prints what binding.gyp asks for: `include`, `libs`, `cflags`, `describe`.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 function debianLayout() {
   const multiarch = ['x86_64-linux-gnu', 'aarch64-linux-gnu'].find((a) => existsSync(`/usr/lib/${a}/libtorch_cpu.so`));
@@ -91,6 +96,49 @@ function ncclIncludes(lt) {
   return nccl ? [...new Set([cuda, nccl])] : null;
 }
 
+// Whether at::_fused_adamw_ takes the learning rate as a tensor (PyTorch 2.x's capturable
+// fused AdamW; which 2.x added it is not worth guessing): one syntax-only compile, remembered
+// per libtorch in build/.
+function fusedAdamwTensorLr(lt) {
+  if (!hasCuda(lt)) return false;
+  const cache = join(here, '..', 'build', 'probe-fused-adamw.json');
+  try {
+    const c = JSON.parse(readFileSync(cache, 'utf8'));
+    if (c.root === lt.root) return c.ok;
+  } catch {
+    // not probed yet
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'mmoco-probe-'));
+  const src = join(dir, 'probe.cc');
+  writeFileSync(
+    src,
+    '#include <ATen/ATen.h>\n' +
+      'void probe(std::vector<at::Tensor>& p, const at::Tensor& lr, const at::Tensor& s) {\n' +
+      '  std::vector<at::Tensor> steps{s};\n' +
+      '  at::_fused_adamw_(p, p, p, p, {}, steps, lr, 0.9, 0.999, 0.01, 1e-8, false, false);\n}\n',
+  );
+  const r = spawnSync(
+    process.env.CXX || 'g++',
+    [
+      '-std=c++17',
+      '-fsyntax-only',
+      `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`,
+      ...lt.include.map((d) => `-I${d}`),
+      src,
+    ],
+    { stdio: 'ignore' },
+  );
+  rmSync(dir, { recursive: true, force: true });
+  const ok = r.status === 0;
+  try {
+    mkdirSync(dirname(cache), { recursive: true });
+    writeFileSync(cache, JSON.stringify({ root: lt.root, ok }));
+  } catch {
+    // a read-only checkout probes again next time
+  }
+  return ok;
+}
+
 function libs(lt) {
   const out = [`-L${lt.lib}`];
   if (!lt.system) out.push(`-Wl,-rpath,${lt.lib}`);
@@ -118,6 +166,7 @@ if (what) {
           `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`,
           `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`,
           `-DMMOCO_CUDA_HEADERS=${cudaInclude(lt) ? 1 : 0}`,
+          `-DMMOCO_FUSED_ADAMW_TENSOR_LR=${fusedAdamwTensorLr(lt) ? 1 : 0}`,
           ...(ncclIncludes(lt) ? ['-DMM_WITH_NCCL=1', '-DUSE_C10D_NCCL=1'] : []),
         ].join(' '),
       );

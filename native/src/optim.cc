@@ -276,6 +276,47 @@ OP(adamwStep, "LLLL") {
   return updated;
 }
 
+// ---- AdamW with the step count and the learning rate in tensors (CUDA graphs) ----
+
+// adamwTensorLr(params, grads, expAvg, expAvgSq, step, lr, beta1, beta2, eps, weightDecay):
+// torch.optim.AdamW(capturable=True)'s update. `step` (a float32 scalar tensor shared by all
+// parameters) is incremented here and `lr` is read from its tensor, so nothing is read back to
+// the host and a captured graph replays with the values of the moment. On CUDA with a libtorch
+// whose fused kernel takes a tensor lr (probed at build time): that kernel; elsewhere the same
+// arithmetic as tensor ops (which the CPU tests compare with adamwStep).
+OP(adamwTensorLr, "LLLLTT") {
+  std::vector<at::Tensor> params = TL(a, 0), grads = TL(a, 1), m = TL(a, 2), v = TL(a, 3);
+  at::Tensor step = T(a, 4), lr = T(a, 5);
+  const double beta1 = D(a, 6), beta2 = D(a, 7), eps = D(a, 8), wd = D(a, 9);
+  if (grads.size() != params.size() || m.size() != params.size() || v.size() != params.size())
+    throw std::invalid_argument("adamwTensorLr: params, grads, expAvg and expAvgSq must have the same length");
+  if (step.numel() != 1 || lr.numel() != 1) throw std::invalid_argument("adamwTensorLr: step and lr must be scalars");
+  at::NoGradGuard noGrad;
+  step.add_(1);
+#if MMOCO_FUSED_ADAMW_TENSOR_LR
+  if (!params.empty() && step.is_cuda() && lr.is_cuda() && FusedAdamWOk(params, {&grads, &m, &v})) {
+    std::vector<at::Tensor> steps(params.size(), step);
+    at::_fused_adamw_(params, grads, m, v, {}, steps, lr, beta1, beta2, wd, eps, false, false);
+    for (auto& t : params) Bump(t);
+    return a.Env().Undefined();
+  }
+#endif
+  at::Tensor bc1 = at::pow(beta1, step).neg_().add_(1);
+  at::Tensor bc2Sqrt = at::pow(beta2, step).neg_().add_(1).sqrt_();
+  at::Tensor decay = lr.mul(wd).neg_().add_(1);
+  at::Tensor stepSize = lr.div(bc1);
+  for (size_t i = 0; i < params.size(); ++i) {
+    at::Tensor& p = params[i];
+    const at::Tensor& g = grads[i];
+    p.mul_(decay);
+    m[i].mul_(beta1).add_(g, 1 - beta1);
+    v[i].mul_(beta2).addcmul_(g, g, 1 - beta2);
+    at::Tensor denom = v[i].sqrt().div_(bc2Sqrt).add_(eps);
+    p.sub_(m[i].div(denom).mul_(stepSize));
+  }
+  return a.Env().Undefined();
+}
+
 // ---- SGD (torch.optim.SGD: momentum, dampening, Nesterov, L2 weight decay) ----
 
 template <typename T>

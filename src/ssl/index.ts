@@ -6,3 +6,4 @@ export * from './kappa.js';
 export * from './flops.js';
 export * from './momentum.js';
 export * from './method.js';
+export { GraphedTrainStep, type GraphedStepOptions } from './graphed-step.js';

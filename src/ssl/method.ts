@@ -184,7 +184,7 @@ export class MaskedContrastive extends nn.Module {
   }
 
   /** θ_t ← m·θ_t + (1 − m)·θ_o (MoCo v3's `_update_momentum_encoder`). */
-  updateMomentumEncoder(m: number): void {
+  updateMomentumEncoder(m: number | Tensor): void {
     this.ema.update(m);
   }
 
@@ -215,7 +215,7 @@ export class MaskedContrastive extends nn.Module {
    * L(q1, k2) + L(q2, k1), each averaged over its B·n queries (InfoNCE ·2τ for 'mmoco',
    * 2 − 2·cos for 'mbyol'). Masks are drawn with `chunkMask` (the library RNG) unless given.
    */
-  forward(x1: Tensor, x2: Tensor, momentum?: number, o: ForwardMasks = {}): MethodOutput {
+  forward(x1: Tensor, x2: Tensor, momentum?: number | Tensor, o: ForwardMasks = {}): MethodOutput {
     if (momentum === undefined) throw new TypeError('MaskedContrastive.forward: momentum is required');
     if (x1.shape.join() !== x2.shape.join()) {
       throw new RangeError(`MaskedContrastive.forward: views differ in shape: [${x1.shape}] vs [${x2.shape}]`);

@@ -10,15 +10,20 @@ import type { nn, Tensor } from '../torch/index.js';
  * `target.lerp_(online, 1 − m)` (one native call per tensor). m = 1 leaves the target unchanged,
  * m = 0 copies the online tensors.
  */
-export function emaUpdate_(target: readonly Tensor[], online: readonly Tensor[], m: number): void {
-  if (!(m >= 0 && m <= 1)) throw new RangeError(`emaUpdate_: momentum must be in [0, 1], got ${m}`);
+export function emaUpdate_(target: readonly Tensor[], online: readonly Tensor[], m: number | Tensor): void {
+  if (typeof m === 'number' && !(m >= 0 && m <= 1))
+    throw new RangeError(`emaUpdate_: momentum must be in [0, 1], got ${m}`);
   if (target.length !== online.length) {
     throw new RangeError(`emaUpdate_: ${target.length} target tensors but ${online.length} online ones`);
   }
-  const w = 1 - m;
-  torch.noGrad(() => {
-    for (let i = 0; i < target.length; i++) target[i]!.lerp_(online[i]!, w);
-  });
+  torch.noGrad(() =>
+    torch.tidy(() => {
+      // a tensor m (a scalar on the parameters' device) is read on the device, not the host:
+      // a captured CUDA graph then replays with the momentum of the moment
+      const w = typeof m === 'number' ? 1 - m : m.neg().add(1);
+      for (let i = 0; i < target.length; i++) target[i]!.lerp_(online[i]!, w);
+    }),
+  );
 }
 
 /**
@@ -59,7 +64,7 @@ export class MomentumEncoder<M extends nn.Module> {
   }
 
   /** MoCo v3's `_update_momentum_encoder(m)`: θ_t ← m·θ_t + (1 − m)·θ_o on every parameter; buffers untouched. */
-  update(m: number): void {
+  update(m: number | Tensor): void {
     emaUpdate_(this.targetParams, this.onlineParams, m);
   }
 

@@ -3,6 +3,7 @@ export const NATIVE_OPS = [
   'abs',
   'acos',
   'adamwStep',
+  'adamwTensorLr',
   'adaptiveAvgPool2d',
   'add',
   'addS',

@@ -1,6 +1,7 @@
 // AdamW (torch.optim.AdamW): Adam with decoupled weight decay. One fused native call per group.
 import { N } from '../native.js';
 import { zerosLike } from '../creation.js';
+import type { Tensor } from '../tensor.js';
 import { Optimizer, type BaseHyper, type ParamGroup, type Params, type ParamState } from './optimizer.js';
 
 export interface AdamWHyper extends BaseHyper {
@@ -75,4 +76,33 @@ export class AdamW extends Optimizer<AdamWHyper> {
       if (u) (states[i]!.step as number)++;
     });
   }
+}
+
+/**
+ * AdamW's update (torch.optim.AdamW(capturable=True)) with the step count and the learning rate
+ * in scalar tensors on the parameters' device: `step` is incremented, `lr` read there, nothing
+ * comes back to the host — what a CUDA graph needs to replay a step. Same arithmetic as
+ * `AdamW.step()` (libtorch's fused kernel on CUDA where it takes a tensor lr).
+ */
+export function adamwTensorLrStep(
+  params: readonly Tensor[],
+  grads: readonly Tensor[],
+  expAvg: readonly Tensor[],
+  expAvgSq: readonly Tensor[],
+  step: Tensor,
+  lr: Tensor,
+  h: { betas: readonly [number, number]; eps: number; weightDecay: number },
+): void {
+  N.adamwTensorLr(
+    params.map((t) => t.id),
+    grads.map((t) => t.id),
+    expAvg.map((t) => t.id),
+    expAvgSq.map((t) => t.id),
+    step.id,
+    lr.id,
+    h.betas[0],
+    h.betas[1],
+    h.eps,
+    h.weightDecay,
+  );
 }

@@ -10,7 +10,7 @@ export type {
   ParamState,
   Params,
 } from './optimizer.js';
-export { AdamW } from './adamw.js';
+export { AdamW, adamwTensorLrStep } from './adamw.js';
 export type { AdamWHyper, AdamWOptions } from './adamw.js';
 export { SGD } from './sgd.js';
 export type { SGDHyper, SGDOptions } from './sgd.js';

@@ -1,0 +1,177 @@
+// GraphedTrainStep runs trainStep's arithmetic with the per-step numbers in tensors: on the CPU
+// (no graph) it must follow trainStep step for step — same masks (same RNG draws), losses and
+// parameters within float32 rounding — and its tensor-lr AdamW must equal AdamW. On a GPU with
+// CUDA graphs the captured replays follow the eager steps (n = 1 draws no masks, so the runs
+// are comparable) and masks drawn inside the graph change from step to step.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as torch from '../../src/torch/index.js';
+import { optim, type Tensor } from '../../src/torch/index.js';
+import { VisionTransformer } from '../../src/models/index.js';
+import { GraphedTrainStep, MaskedContrastive, trainStep } from '../../src/ssl/index.js';
+
+function build(n: number, device: torch.Device = 'cpu'): { model: MaskedContrastive; opt: optim.AdamW } {
+  torch.manualSeed(11);
+  const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
+  const model = new MaskedContrastive(backbone, {
+    method: 'mmoco',
+    numChunks: n,
+    temperature: 0.2,
+    headNorm: 'bn',
+    projector: { numLayers: 3, hiddenDim: 48, outDim: 16 },
+    predictor: { numLayers: 2, hiddenDim: 48 },
+    monitorKappa: false,
+  }).to(device);
+  model.train();
+  const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1 });
+  return { model, opt };
+}
+
+const schedule = (): optim.WarmupCosine =>
+  new optim.WarmupCosine({ lr: 2e-3, warmupEpochs: 1, epochs: 4, itersPerEpoch: 3 });
+
+function maxRelDiff(a: readonly Tensor[], b: readonly Tensor[]): number {
+  let worst = 0;
+  a.forEach((x, i) => {
+    const d = x.sub(b[i]!).abs().max().item() as number;
+    const s = Math.max(1e-3, b[i]!.abs().max().item() as number);
+    worst = Math.max(worst, d / s);
+  });
+  return worst;
+}
+
+test('adamwTensorLrStep equals AdamW.step (lr and step count in tensors)', () => {
+  torch.tidy(() => {
+    torch.manualSeed(2);
+    const p0 = [torch.randn(5, 3), torch.randn(7)];
+    const a = p0.map((p) => p.clone().requiresGrad_(true));
+    const b = p0.map((p) => p.clone());
+    const ma = b.map((p) => torch.zerosLike(p));
+    const va = b.map((p) => torch.zerosLike(p));
+    const opt = new optim.AdamW(a, { lr: 0.01, betas: [0.9, 0.95], weightDecay: 0.05, eps: 1e-8 });
+    const step = torch.zeros([]);
+    const lr = torch.zeros([]);
+    for (let k = 0; k < 5; k++) {
+      const g = p0.map((p) => torch.randn(p.shape));
+      a.forEach((p, i) => (p.grad = g[i]!.clone()));
+      opt.setLr(0.01 * (k + 1));
+      opt.step();
+      lr.fill_(0.01 * (k + 1));
+      optim.adamwTensorLrStep(b, g, ma, va, step, lr, { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.05 });
+    }
+    assert.equal(step.item(), 5);
+    const d = maxRelDiff(b, a);
+    assert.ok(d < 1e-5, `parameters after 5 steps differ by ${d} (relative)`);
+    const m = a.map((p) => opt.state.get(p)!.exp_avg as Tensor);
+    assert.ok(maxRelDiff(ma, m) < 1e-6);
+  });
+});
+
+test('GraphedTrainStep without a graph follows trainStep step for step (n = 4, CPU)', () => {
+  const ref = build(4);
+  const gr = build(4);
+  torch.manualSeed(5);
+  const views = Array.from({ length: 4 }, () => [torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)] as const);
+  const sched1 = schedule();
+  const sched2 = schedule();
+  const stepper = new GraphedTrainStep(gr.model, gr.opt, [6, 3, 16, 16], { lrSchedule: sched2 });
+  assert.equal(stepper.graphed, false);
+  views.forEach(([x1, x2], iter) => {
+    torch.manualSeed(100 + iter); // the masks: the same draws on both sides
+    const a = trainStep(ref.model, ref.opt, x1, x2, { iter, lrSchedule: sched1 });
+    torch.manualSeed(100 + iter);
+    const b = stepper.step(x1, x2, iter);
+    assert.equal(b.lr, a.lr);
+    assert.equal(b.momentum, a.momentum);
+    assert.ok(Math.abs(b.loss - a.loss) <= 1e-5 * Math.abs(a.loss), `step ${iter}: ${b.loss} vs ${a.loss}`);
+  });
+  // Parameters whose gradient is zero by construction move by ±lr under Adam whatever the
+  // rounding noise of that zero is, so two correct implementations part there: the key third of
+  // each qkv bias (softmax ignores a shift shared by all keys) and the backbone's final norm
+  // bias (the BN projector subtracts the batch mean right after it). Everything else must agree.
+  const structuralZeroGrad = /attn\.qkv\.bias$|backbone\.norm\.bias$/;
+  const nb = new Map(gr.model.namedParameters());
+  const pairs = ref.model.namedParameters().filter(([k]) => !structuralZeroGrad.test(k));
+  assert.ok(pairs.length > 40);
+  const d = torch.tidy(() =>
+    maxRelDiff(
+      pairs.map(([k]) => nb.get(k)!),
+      pairs.map(([, p]) => p),
+    ),
+  );
+  assert.ok(d < 1e-4, `parameters (online and target) after 4 steps differ by ${d} (relative)`);
+  for (const p of gr.opt.params()) assert.equal(gr.opt.state.get(p)!.step, 4, 'AdamW state keeps the step count');
+  stepper.dispose();
+  torch.dispose(views.flat());
+});
+
+test('GraphedTrainStep refuses what a graph cannot hold', () => {
+  torch.manualSeed(1);
+  const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 1, numHeads: 2 });
+  const model = new MaskedContrastive(backbone, { numChunks: 2, projector: { hiddenDim: 16, outDim: 8 } });
+  const opt = new optim.AdamW(model.onlineParameters());
+  assert.throws(
+    () => new GraphedTrainStep(model, opt, [2, 3, 16, 16], { lrSchedule: schedule() }),
+    /κ monitor reads values back/,
+  );
+  assert.throws(
+    () => new GraphedTrainStep(build(2).model, build(2).opt, [2, 3, 16, 16], { lrSchedule: schedule(), graph: true }),
+    torch.cuda.graphsAvailable() ? /./ : /no CUDA graphs/,
+  );
+  model.dispose();
+});
+
+const graphs = torch.cuda.isAvailable() && torch.cuda.graphsAvailable();
+
+test('on CUDA, graph replays follow the eager steps (n = 1, bf16 autocast)', { skip: !graphs }, () => {
+  const eager = build(1, 'cuda');
+  const graphed = build(1, 'cuda');
+  torch.manualSeed(7);
+  const views = Array.from({ length: 8 }, () => [
+    torch.randn([8, 3, 16, 16], { device: 'cuda' }),
+    torch.randn([8, 3, 16, 16], { device: 'cuda' }),
+  ]);
+  const amp = { device: 'cuda', dtype: 'bfloat16' } as const;
+  const a = new GraphedTrainStep(eager.model, eager.opt, [8, 3, 16, 16], {
+    lrSchedule: schedule(),
+    graph: false,
+    autocast: amp,
+  });
+  const b = new GraphedTrainStep(graphed.model, graphed.opt, [8, 3, 16, 16], {
+    lrSchedule: schedule(),
+    warmup: 2,
+    autocast: amp,
+  });
+  assert.equal(b.graphed, true);
+  views.forEach(([x1, x2], iter) => {
+    const la = a.step(x1!, x2!, iter).loss;
+    const lb = b.step(x1!, x2!, iter).loss;
+    assert.ok(Math.abs(la - lb) <= 2e-3 * Math.abs(la), `step ${iter}: eager ${la}, graphed ${lb}`);
+  });
+  const structuralZeroGrad = /attn\.qkv\.bias$|backbone\.norm\.bias$/; // see the CPU test
+  const ng = new Map(graphed.model.namedParameters());
+  const pairs = eager.model.namedParameters().filter(([k]) => !structuralZeroGrad.test(k));
+  const d = torch.tidy(() =>
+    maxRelDiff(
+      pairs.map(([k]) => ng.get(k)!),
+      pairs.map(([, p]) => p),
+    ),
+  );
+  assert.ok(d < 1e-2, `parameters after 8 steps differ by ${d} (relative)`);
+  a.dispose();
+  b.dispose();
+  torch.dispose(views.flat());
+});
+
+test('on CUDA, masks drawn inside the graph change with every replay (n = 4)', { skip: !graphs }, () => {
+  const { model, opt } = build(4, 'cuda');
+  const b = new GraphedTrainStep(model, opt, [8, 3, 16, 16], { lrSchedule: schedule(), warmup: 1 });
+  const x1 = torch.randn([8, 3, 16, 16], { device: 'cuda' });
+  const x2 = torch.randn([8, 3, 16, 16], { device: 'cuda' });
+  const losses = Array.from({ length: 6 }, (_, iter) => b.step(x1, x2, iter).loss);
+  assert.ok(losses.every(Number.isFinite), String(losses));
+  // the same views each step: only new masks (and the updated weights) change the loss
+  assert.equal(new Set(losses.slice(1)).size, losses.length - 1, String(losses));
+  b.dispose();
+  torch.dispose([x1, x2]);
+});
