@@ -72,6 +72,7 @@ export function buildPretrainModel(cfg: PretrainConfig): MaskedContrastive {
     classAttention: cfg.classAttention,
     projector: { hiddenDim: cfg.projHiddenDim, outDim: cfg.projOutDim },
     predictor: { hiddenDim: cfg.predHiddenDim },
+    predictorLastNorm: cfg.predictorLastNorm,
   });
 }
 
