@@ -50,8 +50,18 @@ class Encoder(nn.Module):
         p = c["projector"]
         self.projector = build_mlp(p["layers"], c["dim"], p["hidden"], p["out"], last_bn=True)
 
-    def forward(self, x, keep=None, rows_per_image=1):
-        return self.projector(self.backbone.forward_features(x, keep, rows_per_image)[:, 0])
+    def forward(self, x, groups=None):
+        """groups: (keep, chunks per image) per chunk length, as chunk_groups makes them."""
+        if groups is None:
+            return self.projector(self.backbone.forward_features(x)[:, 0])
+        cls = torch.cat([self.backbone.forward_features(x, keep, c)[:, 0] for keep, c in groups])
+        if len(groups) > 1:  # back to image-major rows (chunk j of image b at b·n + j)
+            b = x.shape[0]
+            n = sum(c for _, c in groups)
+            r = groups[0][1]
+            pos = torch.arange(b * n).reshape(b, n)
+            cls = cls[torch.cat([pos[:, :r].reshape(-1), pos[:, r:].reshape(-1)]).argsort()]
+        return self.projector(cls)
 
 
 class MaskedMoCo(nn.Module):
@@ -81,16 +91,19 @@ class MaskedMoCo(nn.Module):
         labels = torch.arange(k.shape[0], device=q.device).repeat_interleave(q.shape[0] // k.shape[0])
         return F.cross_entropy(logits, labels) * (2 * self.T)
 
-    def chunk_keep(self, b):
-        """chunkMask: a random permutation of the N patches per image, cut into n rows of N // n."""
+    def chunk_groups(self, b):
+        """chunkMask: a random permutation of the N patches per image cut into n pieces, the first
+        N mod n one patch longer (every patch seen); one (keep, chunks per image) per length."""
         n, N = self.n, self.base_encoder.backbone.num_patches
         if n == 1:
             return None
-        k = N // n
-        return torch.rand(b, N, device=self.device).argsort(1)[:, : k * n].reshape(b * n, k)
+        q, r = divmod(N, n)
+        perm = torch.rand(b, N, device=self.device).argsort(1)
+        long = [(perm[:, : r * (q + 1)].reshape(b * r, q + 1), r)] if r else []
+        return long + [(perm[:, r * (q + 1):].reshape(b * (n - r), q), n - r)]
 
     def online(self, x):
-        return self.predictor(self.base_encoder(x, self.chunk_keep(x.shape[0]), self.n))
+        return self.predictor(self.base_encoder(x, self.chunk_groups(x.shape[0])))
 
     def forward(self, x1, x2):
         q1, q2 = self.online(x1), self.online(x2)

@@ -242,28 +242,40 @@ export class VisionTransformer extends nn.Module {
    * norm): CLS at index 0, then the kept tokens in `keep`'s order.
    */
   forwardBlocks(images: Tensor, o: ForwardOptions = {}): Tensor {
+    return tidy(() => this.forwardBlockGroups(images, [o])[0]!);
+  }
+
+  /**
+   * `forwardBlocks` for several row groups of the same images (chunks of different lengths):
+   * the patch embedding runs once for all groups, then each group goes through the blocks as
+   * its own batch. Returns one [rows_g, 1 + k_g, D] per group.
+   */
+  forwardBlockGroups(images: Tensor, groups: readonly ForwardOptions[]): Tensor[] {
     return tidy(() => {
       const b = images.shape[0]!;
-      let x = this.patch_embed.forward(images).add(this.pos_embed.slice(1, 1));
-      if (o.keep) {
-        if (o.keep.ndim !== 2)
-          throw new RangeError(`forwardBlocks: keep must be [rows, k], got [${o.keep.shape.join(', ')}]`);
-        const rows = o.keep.shape[0]!;
-        const per = o.rowsPerImage ?? rows / b;
-        if (!Number.isInteger(per) || per <= 0 || per * b !== rows) {
-          throw new RangeError(`forwardBlocks: ${rows} rows do not split into ${b} images (rowsPerImage ${per})`);
+      const x = this.patch_embed.forward(images).add(this.pos_embed.slice(1, 1));
+      return groups.map((o) => {
+        let t = x;
+        if (o.keep) {
+          if (o.keep.ndim !== 2)
+            throw new RangeError(`forwardBlocks: keep must be [rows, k], got [${o.keep.shape.join(', ')}]`);
+          const rows = o.keep.shape[0]!;
+          const per = o.rowsPerImage ?? rows / b;
+          if (!Number.isInteger(per) || per <= 0 || per * b !== rows) {
+            throw new RangeError(`forwardBlocks: ${rows} rows do not split into ${b} images (rowsPerImage ${per})`);
+          }
+          const img = arange(rows, undefined, 1, { dtype: 'int64', device: images.device })
+            .div(per, 'floor')
+            .unsqueeze(1);
+          t = x.index([img, o.keep.to({ device: images.device, dtype: 'int64' })]);
+        } else if (o.rowsPerImage !== undefined && o.rowsPerImage !== 1) {
+          throw new RangeError('forwardBlocks: rowsPerImage needs keep');
         }
-        const img = arange(rows, undefined, 1, { dtype: 'int64', device: images.device })
-          .div(per, 'floor')
-          .unsqueeze(1);
-        x = x.index([img, o.keep.to({ device: images.device, dtype: 'int64' })]);
-      } else if (o.rowsPerImage !== undefined && o.rowsPerImage !== 1) {
-        throw new RangeError('forwardBlocks: rowsPerImage needs keep');
-      }
-      const cls = this.cls_token.add(this.pos_embed.slice(1, 0, 1)).expand(x.shape[0]!, -1, -1);
-      x = cat([cls, x], 1);
-      for (const blk of this.blocks) x = blk.forward(x);
-      return x;
+        const cls = this.cls_token.add(this.pos_embed.slice(1, 0, 1)).expand(t.shape[0]!, -1, -1);
+        t = cat([cls, t], 1);
+        for (const blk of this.blocks) t = blk.forward(t);
+        return t;
+      });
     });
   }
 

@@ -6,9 +6,10 @@
 // residual adds, position embeddings and the final norm are elementwise and not counted (< 1 %
 // of the total for ViT-S). FLOPs = 2 · MACs. ViT-S/16 at 224: ≈ 4.6 G MACs ≈ 9.2 GFLOPs.
 //
-// Chunks: with n chunks, each of the ⌊N/n⌋ kept patches of a chunk plus its own CLS token(s)
-// form an independent sequence of T = prefix + ⌊N/n⌋ tokens; the patch embedding runs on all N
-// patches (it happens before the shuffle, as position embeddings do).
+// Chunks: with n chunks every patch is in exactly one chunk (masking.ts): with N = q·n + r, r
+// chunks of q + 1 patches and n − r of q, each plus its own CLS token(s) an independent sequence
+// of T_j = prefix + len_j tokens; the patch embedding runs on all N patches (it happens before
+// the shuffle, as position embeddings do).
 
 export interface VitFlopConfig {
   imgSize: number;
@@ -30,7 +31,10 @@ export interface VitFlopConfig {
 /** MACs of one image (one view) cut into n chunks. */
 export interface VitMacs {
   numChunks: number;
+  /** Mean sequence length of a chunk: prefix + N/n (chunks differ by at most one token). */
   tokensPerChunk: number;
+  /** Sequence length of each chunk (prefix + its patches), longer chunks first. */
+  chunkTokens: number[];
   patchEmbed: number;
   /** qkv and output projections, all blocks. */
   attnProj: number;
@@ -48,11 +52,17 @@ function numPatches(c: VitFlopConfig): number {
   return Math.floor(c.imgSize / c.patchSize) ** 2;
 }
 
-function tokens(c: VitFlopConfig, n: number, mode: TokenCount): number {
+/** Sequence length of each of the n chunks. */
+function chunkTokens(c: VitFlopConfig, n: number, mode: TokenCount): number[] {
   const N = numPatches(c);
-  // 'ideal': N/n patch tokens, no CLS, no remainder (the smooth curve of the paper's Figure 3(a))
-  return mode === 'ideal' ? N / n : (c.prefixTokens ?? 1) + Math.floor(N / n);
+  // 'ideal': N/n patch tokens, no CLS (the smooth curve of the paper's Figure 3(a))
+  if (mode === 'ideal') return Array.from({ length: n }, () => N / n);
+  const q = Math.floor(N / n);
+  const r = N - q * n;
+  return Array.from({ length: n }, (_, j) => (c.prefixTokens ?? 1) + (j < r ? q + 1 : q));
 }
+
+const sum = (xs: readonly number[], f: (x: number) => number = (x) => x): number => xs.reduce((s, x) => s + f(x), 0);
 
 /** Per-block MACs of one chunked image: {attnProj, attnMatmul, mlp}. */
 export function blockMacs(
@@ -62,11 +72,11 @@ export function blockMacs(
 ): { attnProj: number; attnMatmul: number; mlp: number } {
   const D = c.dim;
   const hidden = Math.round((c.mlpRatio ?? 4) * D);
-  const T = tokens(c, n, mode);
+  const T = chunkTokens(c, n, mode);
   return {
-    attnProj: n * T * D * (3 * D + D),
-    attnMatmul: n * 2 * T * T * D,
-    mlp: n * 2 * T * D * hidden,
+    attnProj: sum(T) * D * (3 * D + D),
+    attnMatmul: sum(T, (t) => 2 * t * t * D),
+    mlp: sum(T) * 2 * D * hidden,
   };
 }
 
@@ -75,16 +85,17 @@ export function vitForwardMacs(c: VitFlopConfig, n = 1): VitMacs {
   if (!Number.isInteger(n) || n < 1 || n > numPatches(c)) throw new RangeError(`numChunks must be in 1..N, got ${n}`);
   const D = c.dim;
   const hidden = Math.round((c.mlpRatio ?? 4) * D);
-  const T = tokens(c, n, 'exact');
+  const T = chunkTokens(c, n, 'exact');
   const patchEmbed = numPatches(c) * (c.inChans ?? 3) * c.patchSize ** 2 * D;
   const b = blockMacs(c, n);
   // class attention (timm's CaiT ClassAttn): q from the CLS token only, k and v from all T tokens
-  const ca = n * (D * D + T * 2 * D * D + 2 * T * D + D * D + 2 * D * hidden);
+  const ca = sum(T, (t) => D * D + t * 2 * D * D + 2 * t * D + D * D + 2 * D * hidden);
   const classAttn = (c.classAttnBlocks ?? 0) * ca;
   const head = n * (c.numClasses ?? 0) * D;
   const r: VitMacs = {
     numChunks: n,
-    tokensPerChunk: T,
+    tokensPerChunk: sum(T) / n,
+    chunkTokens: T,
     patchEmbed,
     attnProj: c.depth * b.attnProj,
     attnMatmul: c.depth * b.attnMatmul,
@@ -153,6 +164,7 @@ export const VIT_S16_224: VitFlopConfig = { imgSize: 224, patchSize: 16, dim: 38
 
 export interface Figure3aRow {
   n: number;
+  /** Mean sequence length of a chunk. */
   tokensPerChunk: number;
   /** Attention module (qkv + q·kᵀ + attn·v + proj) MACs relative to n = 1. */
   attention: number;
@@ -162,8 +174,8 @@ export interface Figure3aRow {
 
 /**
  * Figure 3(a): relative MACs (= relative FLOPs) of the attention module and of a whole block as n
- * goes 1…maxN. `mode: 'exact'` counts what the model runs (⌊N/n⌋ patches + one CLS per chunk; the
- * CLS overhead and the dropped remainder make the curve bumpy, e.g. n = 7 costs more than n = 6);
+ * goes 1…maxN. `mode: 'exact'` counts what the model runs (all N patches in chunks of ⌈N/n⌉ or
+ * ⌊N/n⌋, plus one CLS per chunk: the CLS overhead grows with n);
  * `'ideal'` counts N/n patch tokens per chunk and no CLS, a steady drop like the paper's figure.
  */
 export function figure3aTable(c: VitFlopConfig = VIT_S16_224, maxN = 10, mode: TokenCount = 'exact'): Figure3aRow[] {
@@ -176,7 +188,12 @@ export function figure3aTable(c: VitFlopConfig = VIT_S16_224, maxN = 10, mode: T
   const rows: Figure3aRow[] = [];
   for (let n = 1; n <= maxN; n++) {
     const x = cost(n);
-    rows.push({ n, tokensPerChunk: tokens(c, n, mode), attention: x.att / base.att, block: x.blk / base.blk });
+    rows.push({
+      n,
+      tokensPerChunk: sum(chunkTokens(c, n, mode)) / n,
+      attention: x.att / base.att,
+      block: x.blk / base.blk,
+    });
   }
   return rows;
 }

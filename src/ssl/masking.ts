@@ -1,32 +1,55 @@
 // Masking of §3.2–3.3 (Figure 2): shuffle the N patch positions of each image and cut the
-// permutation into n chunks of equal length; each chunk is fed to the ViT as its own "image"
-// (with its own CLS token). The same function serves the online encoder (n chunks) and the
-// target encoder (m chunks); `sphericalMean` combines the m keys of an image (Eq. 4).
+// permutation into n chunks; each chunk is fed to the ViT as its own "image" (with its own CLS
+// token). Every patch is seen (§3.2: the encoder sees as many patches as MoCo v3): with
+// N = q·n + r, the first r chunks of the permutation hold q + 1 patches and the other n − r hold
+// q. The same function serves the online encoder (n chunks) and the target encoder (m chunks);
+// `sphericalMean` combines the m keys of an image (Eq. 4).
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 
 const { F } = torch;
 
-export interface ChunkMask {
-  /** int64 [B·n, ⌊N/n⌋]: the patch positions kept by each row; row b·n + j is chunk j of image b. */
+/** Chunks of one length, run through the ViT as one batch. */
+export interface ChunkGroup {
+  /**
+   * int64 [B·count, length]: the patch positions of chunks first … first + count − 1 of every
+   * image; row b·count + i is chunk first + i of image b.
+   */
   keep: Tensor;
-  /** n: row r belongs to image ⌊r / rowsPerImage⌋. */
-  rowsPerImage: number;
-  /** ⌊N/n⌋ patches per chunk. */
-  chunkLen: number;
-  /** N mod n: positions of each image that no chunk uses. */
-  dropped: number;
+  /** Index of the group's first chunk within an image. */
+  first: number;
+  /** Chunks per image in this group (rowsPerImage of its `keep`). */
+  count: number;
+  /** Patches per chunk. */
+  length: number;
 }
 
-export interface RemainderInfo {
-  numPatches: number;
-  numChunks: number;
-  chunkLen: number;
-  dropped: number;
+export interface ChunkMask {
+  /**
+   * One group when n divides N, else two: the r chunks of ⌈N/n⌉ patches, then the n − r of
+   * ⌊N/n⌋ (a ViT batch needs rows of one length).
+   */
+  groups: ChunkGroup[];
+  /** n: image b owns chunk rows b·n … b·n + n − 1 (image-major, across the groups). */
+  rowsPerImage: number;
+  /** Patches of chunk j (the same for every image): r × ⌈N/n⌉ then (n − r) × ⌊N/n⌋. */
+  lengths: number[];
+}
+
+/** Sizes of the split of N positions into n chunks: r = N mod n chunks of q + 1, n − r of q. */
+export function chunkLengths(numPatches: number, numChunks: number): number[] {
+  checkInt('numPatches', numPatches, 1);
+  checkInt('numChunks', numChunks, 1);
+  if (numChunks > numPatches) {
+    throw new RangeError(`numChunks (${numChunks}) must not exceed numPatches (${numPatches})`);
+  }
+  const q = Math.floor(numPatches / numChunks);
+  const r = numPatches - q * numChunks;
+  return Array.from({ length: numChunks }, (_, j) => (j < r ? q + 1 : q));
 }
 
 export interface ChunkMaskOptions {
-  /** Device of `keep` (and of the random draw); default cpu. */
+  /** Device of the keeps (and of the random draw); default cpu. */
   device?: string;
   /**
    * Shuffle even when n = 1. Default false: n = 1 gives every position in identity order and
@@ -34,66 +57,66 @@ export interface ChunkMaskOptions {
    * since position embeddings are added before the gather).
    */
   shuffleWhenSingle?: boolean;
-  /**
-   * Called when N is not divisible by n (the last N mod n positions of each permutation are
-   * dropped). Without it, a process warning is emitted once per (N, n) pair.
-   */
-  onRemainder?: (info: RemainderInfo) => void;
 }
-
-const warned = new Set<string>();
 
 function checkInt(name: string, v: number, min: number): void {
   if (!Number.isInteger(v) || v < min) throw new RangeError(`${name} must be an integer >= ${min}, got ${v}`);
 }
 
 /**
- * Random disjoint chunks of patch positions for a batch of `batch` images of `numPatches` patches.
+ * The chunks of given per-image permutations: `perm` int64 [B, N] (each row a permutation of
+ * 0 … N − 1, not checked) cut into n consecutive pieces, the first N mod n of them one longer.
+ * The groups' keeps are new tensors (`disposeChunkMask` releases them).
+ */
+export function chunksOfPermutation(perm: Tensor, numChunks: number): ChunkMask {
+  if (perm.ndim !== 2) throw new RangeError(`chunksOfPermutation: perm must be [B, N], got [${perm.shape.join(', ')}]`);
+  const [batch, numPatches] = perm.shape as [number, number];
+  const lengths = chunkLengths(numPatches, numChunks);
+  const q = lengths[numChunks - 1]!;
+  const r = lengths.filter((l) => l > q).length;
+  return torch.tidy(() => {
+    const groups: ChunkGroup[] = [];
+    const cut = (first: number, count: number, length: number): void => {
+      if (count === 0) return;
+      // chunk `first` starts at first·(q + 1): only longer chunks precede it
+      const keep = perm
+        .narrow(1, first * (q + 1), count * length)
+        .reshape(batch * count, length)
+        .contiguous();
+      groups.push({ keep, first, count, length });
+    };
+    cut(0, r, q + 1);
+    cut(r, numChunks - r, q);
+    return { groups, rowsPerImage: numChunks, lengths };
+  });
+}
+
+/**
+ * Random disjoint chunks covering the patch positions of a batch of `batch` images of
+ * `numPatches` patches.
  *
  * Randomness: per image a permutation `torch.rand([B, N]).argsort(1)` drawn from the library's
  * global RNG (as MAE's random_masking does), so `torch.manualSeed` makes it reproducible. The
- * permutation is cut into n consecutive pieces of ⌊N/n⌋ positions; the N mod n positions at its
- * end are dropped (reported through `onRemainder` or a once-only warning). Rows are image-major:
- * row b·n + j holds chunk j of image b. Positions inside a chunk are in random order.
+ * permutation is cut as `chunksOfPermutation` does: which chunks are longer draws nothing (the
+ * first N mod n of the permutation), and since the permutation is uniform any patch is equally
+ * likely to land in a longer chunk. Positions inside a chunk are in random order.
  */
 export function chunkMask(batch: number, numPatches: number, numChunks: number, o: ChunkMaskOptions = {}): ChunkMask {
   checkInt('batch', batch, 1);
-  checkInt('numPatches', numPatches, 1);
-  checkInt('numChunks', numChunks, 1);
-  if (numChunks > numPatches) {
-    throw new RangeError(`numChunks (${numChunks}) must not exceed numPatches (${numPatches})`);
-  }
-  const chunkLen = Math.floor(numPatches / numChunks);
-  const dropped = numPatches - chunkLen * numChunks;
-  if (dropped > 0) {
-    const info: RemainderInfo = { numPatches, numChunks, chunkLen, dropped };
-    if (o.onRemainder) o.onRemainder(info);
-    else {
-      const key = `${numPatches}/${numChunks}`;
-      if (!warned.has(key)) {
-        warned.add(key);
-        process.emitWarning(
-          `chunkMask: ${numPatches} patches do not split into ${numChunks} chunks; ` +
-            `${dropped} random position(s) per image are dropped (chunks of ${chunkLen})`,
-          'MaskingWarning',
-        );
-      }
-    }
-  }
+  chunkLengths(numPatches, numChunks);
   const device = o.device ?? 'cpu';
-  const keep = torch.tidy(() => {
-    let perm: Tensor;
-    if (numChunks === 1 && !o.shuffleWhenSingle) {
-      perm = torch.arange(0, numPatches, 1, { device }).unsqueeze(0).expand(batch, numPatches);
-    } else {
-      perm = torch.rand([batch, numPatches], { device }).argsort(1);
-    }
-    return perm
-      .narrow(1, 0, chunkLen * numChunks)
-      .reshape(batch * numChunks, chunkLen)
-      .contiguous();
+  return torch.tidy(() => {
+    const perm =
+      numChunks === 1 && !o.shuffleWhenSingle
+        ? torch.arange(0, numPatches, 1, { device }).unsqueeze(0).expand(batch, numPatches)
+        : torch.rand([batch, numPatches], { device }).argsort(1);
+    return chunksOfPermutation(perm, numChunks);
   });
-  return { keep, rowsPerImage: numChunks, chunkLen, dropped };
+}
+
+/** Disposes the keeps of a mask. */
+export function disposeChunkMask(m: ChunkMask): void {
+  torch.dispose(m.groups.map((g) => g.keep));
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Tensor } from '../torch/index.js';
 import { buildPredictor, buildProjector, ClassAttentionStack } from '../models/index.js';
 import type { ClassAttentionOptions, HeadNorm, VisionTransformer } from '../models/index.js';
 import { chunkMask, sphericalMean } from './masking.js';
+import type { ChunkMask } from './masking.js';
 import { DEFAULT_TEMPERATURE, symmetricByolLoss, symmetricInfoNCE } from './losses.js';
 import { vmfKappa } from './kappa.js';
 import { MomentumEncoder } from './momentum.js';
@@ -39,6 +40,13 @@ export interface MaskedContrastiveOptions {
   projector?: HeadSizes & { outDim?: number };
   /** Predictor: 2 layers, hidden 4096 by default; its output has the projector's size. */
   predictor?: HeadSizes;
+  /**
+   * A norm without affine parameters on the predictor's output ('mmoco' only). Default false:
+   * MoCo v3's code builds the predictor with last_bn=False; true follows the paper's §3.1 text
+   * (BN after every fc layer, removed from the predictor's output for BYOL only). BYOL never has
+   * one.
+   */
+  predictorLastNorm?: boolean;
   /** Compute the κ statistics in `forward` (default true; each costs a host sync). */
   monitorKappa?: boolean;
 }
@@ -64,22 +72,45 @@ export interface MethodOutput {
 }
 
 /**
- * Explicit masks for `forward` (tests, reproducible runs): per view, int64 keep [B·n, k] (online)
- * or [B·m, k] (target) as `chunkMask` makes them, rows image-major. Omitted, the masks are drawn
- * at random (and n = 1 / m = 1 use the full, unpermuted view).
+ * The chunks of one view: a `ChunkMask` (as `chunkMask` or `chunksOfPermutation` make it), or a
+ * single int64 keep [B·c, k] of equal-length chunks, rows image-major.
+ */
+export type ViewMask = ChunkMask | Tensor;
+
+/**
+ * Explicit masks for `forward` (tests, reproducible runs): per view, n chunks (online) or m
+ * (target). Omitted, the masks are drawn at random (and n = 1 / m = 1 use the full, unpermuted
+ * view).
  */
 export interface ForwardMasks {
-  online?: readonly [Tensor, Tensor];
-  target?: readonly [Tensor, Tensor];
+  online?: readonly [ViewMask, ViewMask];
+  target?: readonly [ViewMask, ViewMask];
 }
 
 export interface EncoderOutput {
-  /** The last block's output [rows, 1 + k, D] (before the final norm, CLS at 0): the "rep" layer. */
-  blocks: Tensor;
-  /** Backbone output [rows, 1 + k, D] (final norm applied, CLS at 0). */
-  tokens: Tensor;
-  /** Projector output [rows, outDim]. */
+  /**
+   * The "rep" layer of §3.4 per row [rows, D]: the last block's patch tokens (before the final
+   * norm, CLS excluded) averaged; null unless asked for.
+   */
+  rep: Tensor | null;
+  /** Projector output [rows, outDim], rows image-major. */
   z: Tensor;
+}
+
+/**
+ * Row order that takes the concatenated group outputs (group g's row b·count_g + i is chunk
+ * first_g + i of image b) to image-major rows b·n + j.
+ */
+function imageMajorOrder(m: ChunkMask, batch: number, device: string): Tensor {
+  const n = m.rowsPerImage;
+  const order = new BigInt64Array(batch * n);
+  let offset = 0;
+  for (const g of m.groups) {
+    for (let b = 0; b < batch; b++)
+      for (let i = 0; i < g.count; i++) order[b * n + g.first + i] = BigInt(offset + b * g.count + i);
+    offset += batch * g.count;
+  }
+  return torch.tensor(order, { shape: [batch * n], device });
 }
 
 /**
@@ -98,18 +129,49 @@ export class ContrastiveEncoder extends nn.Module {
     this.projector = this.registerModule('projector', projector);
   }
 
-  /** `keep` / `rowsPerImage` as `VisionTransformer.forwardFeatures`. */
-  encode(images: Tensor, keep?: Tensor, rowsPerImage?: number): EncoderOutput {
+  /**
+   * Projector outputs of the chunk rows of `mask` (omitted: one row per whole image). Chunks of
+   * different lengths run through the backbone (and class attention) as separate batches; their
+   * CLS features are put back in image-major order before the projector, whose BatchNorm sees
+   * all rows together. `withRep` also returns the "rep" rows (κ monitor).
+   */
+  encode(images: Tensor, mask?: ViewMask, o: { withRep?: boolean } = {}): EncoderOutput {
     return torch.tidy(() => {
-      const blocks = this.backbone.forwardBlocks(images, keep ? { keep, rowsPerImage } : {});
-      const tokens = this.backbone.norm.forward(blocks);
-      const cls = (this.class_attn ? this.class_attn.forward(tokens) : tokens).select(1, 0);
-      return { blocks, tokens, z: this.projector.forward(cls) };
+      const b = images.shape[0]!;
+      const groups = !mask
+        ? [{}]
+        : mask instanceof torch.Tensor
+          ? [{ keep: mask }]
+          : mask.groups.map((g) => ({ keep: g.keep, rowsPerImage: g.count }));
+      const blocks = this.backbone.forwardBlockGroups(images, groups);
+      const cls = blocks.map((x) => {
+        const tokens = this.backbone.norm.forward(x);
+        return (this.class_attn ? this.class_attn.forward(tokens) : tokens).select(1, 0);
+      });
+      const order =
+        mask && !(mask instanceof torch.Tensor) && mask.groups.length > 1
+          ? imageMajorOrder(mask, b, images.device)
+          : null;
+      const merge = (ts: Tensor[]): Tensor => (order ? torch.cat(ts, 0).indexSelect(0, order) : ts[0]!);
+      const rep = o.withRep ? merge(blocks.map((x) => x.slice(1, 1).mean(1))) : null;
+      return { rep, z: this.projector.forward(merge(cls)) };
     });
   }
 
   forward(images: Tensor): Tensor {
     return torch.tidy(() => this.encode(images).z);
+  }
+}
+
+/** An explicit mask must have `chunks` rows per image (a keep of equal chunks) or be a ChunkMask of `chunks`. */
+function checkRows(mask: ViewMask | undefined, batch: number, chunks: number, which: string): void {
+  if (!mask) return;
+  const got = mask instanceof torch.Tensor ? mask.shape[0]! / batch : mask.rowsPerImage;
+  const rows = mask instanceof torch.Tensor ? mask.shape[0]! : mask.groups.reduce((s, g) => s + g.keep.shape[0]!, 0);
+  if (got !== chunks || rows !== batch * chunks) {
+    throw new RangeError(
+      `MaskedContrastive: the ${which} mask has ${rows} rows for ${batch} images; expected ${chunks} chunks per image`,
+    );
   }
 }
 
@@ -159,7 +221,13 @@ export class MaskedContrastive extends nn.Module {
     }
     const proj = buildProjector(dim, { ...o.projector, norm });
     const outDim = proj.parameters().at(-1)!.shape[0]!;
-    const pred = buildPredictor(outDim, { ...o.predictor, outDim, norm, lastNorm: false });
+    const predictorLastNorm = o.predictorLastNorm ?? false;
+    if (predictorLastNorm && this.method === 'mbyol') {
+      throw new RangeError(
+        'MaskedContrastive: predictorLastNorm must be false for mbyol (BYOL has no norm on the predictor output)',
+      );
+    }
+    const pred = buildPredictor(outDim, { ...o.predictor, outDim, norm, lastNorm: predictorLastNorm });
     this.base_encoder = this.registerModule('base_encoder', new ContrastiveEncoder(backbone, proj, ca));
     this.predictor = this.registerModule('predictor', pred);
     this.ema = new MomentumEncoder(this.base_encoder);
@@ -189,21 +257,23 @@ export class MaskedContrastive extends nn.Module {
   }
 
   /** Online branch for one view: n chunks per image; returns tokens, z and q = predictor(z), rows image-major. */
-  private online(x: Tensor, keep?: Tensor): EncoderOutput & { q: Tensor } {
+  private online(x: Tensor, mask?: ViewMask): EncoderOutput & { q: Tensor } {
     const n = this.numChunks;
     const b = x.shape[0]!;
-    if (!keep && n > 1) keep = chunkMask(b, this.base_encoder.backbone.numPatches, n, { device: x.device }).keep;
-    const out = this.base_encoder.encode(x, keep, n);
+    if (!mask && n > 1) mask = chunkMask(b, this.base_encoder.backbone.numPatches, n, { device: x.device });
+    checkRows(mask, b, n, 'online');
+    const out = this.base_encoder.encode(x, mask, { withRep: this.monitorKappa && n > 1 });
     return { ...out, q: this.predictor.forward(out.z) };
   }
 
   /** Target key for one view, without autograd: [B, D] (the spherical mean of m chunk keys when m > 1). */
-  private key(x: Tensor, keep?: Tensor): Tensor {
+  private key(x: Tensor, mask?: ViewMask): Tensor {
     const m = this.targetChunks;
     return torch.noGrad(() => {
-      if (!keep && m > 1)
-        keep = chunkMask(x.shape[0]!, this.momentum_encoder.backbone.numPatches, m, { device: x.device }).keep;
-      const z = this.momentum_encoder.encode(x, keep, m).z;
+      if (!mask && m > 1)
+        mask = chunkMask(x.shape[0]!, this.momentum_encoder.backbone.numPatches, m, { device: x.device });
+      checkRows(mask, x.shape[0]!, m, 'target');
+      const z = this.momentum_encoder.encode(x, mask).z;
       return m > 1 ? sphericalMean(z, m) : z;
     });
   }
@@ -244,8 +314,7 @@ export class MaskedContrastive extends nn.Module {
       const stats: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
       const n = this.numChunks;
       if (this.monitorKappa && n > 1) {
-        const rep = torch.cat([o1.blocks, o2.blocks], 0).slice(1, 1).mean(1);
-        stats.kappaRep = vmfKappa(rep, n).kappa;
+        stats.kappaRep = vmfKappa(torch.cat([o1.rep!, o2.rep!], 0), n).kappa;
         stats.kappaProj = vmfKappa(torch.cat([o1.z, o2.z], 0), n).kappa;
         stats.kappaPred = vmfKappa(torch.cat([o1.q, o2.q], 0), n).kappa;
       }

@@ -107,6 +107,11 @@ export const PRETRAIN_SCHEMA = {
   projHiddenDim: { type: 'int', default: 4096, min: 1, doc: 'projector hidden width' },
   projOutDim: { type: 'int', default: 256, min: 1, doc: 'projector (and predictor) output width' },
   predHiddenDim: { type: 'int', default: 4096, min: 1, doc: 'predictor hidden width' },
+  predictorLastNorm: {
+    type: 'bool',
+    default: false,
+    doc: "mmoco: a norm (BN or LN, no affine) on the predictor's output. Default off as MoCo v3's code (last_bn=False); the paper's §3.1 text puts BN after every fc and removes only BYOL's. mbyol never has one",
+  },
   augmentation: {
     type: 'enum',
     values: ['strong', 'medium', 'light'],
@@ -129,7 +134,11 @@ export const PRETRAIN_SCHEMA = {
     max: 1,
     doc: 'base EMA momentum m0, rising to 1 by half-cosine (default: 0.99 mmoco, 0.996 mbyol)',
   },
-  stopGradConv1: { type: 'bool', default: true, doc: "freeze the patch embedding (MoCo v3's stop-grad)" },
+  stopGradConv1: {
+    type: 'bool',
+    default: false,
+    doc: "freeze the patch embedding (MoCo v3's stop-grad; the paper's Table 1 uses it for the MoCo v3 / BYOL baselines only, every M-MoCo / M-BYOL row trains it)",
+  },
   clipGrad: { type: 'number', default: null, nullable: true, positive: true, doc: 'clip gradients to this L2 norm' },
   precision: {
     type: 'enum',

@@ -74,6 +74,7 @@ export function buildPretrainModel(cfg: PretrainConfig): MaskedContrastive {
     classAttention: cfg.classAttention,
     projector: { hiddenDim: cfg.projHiddenDim, outDim: cfg.projOutDim },
     predictor: { hiddenDim: cfg.predHiddenDim },
+    predictorLastNorm: cfg.predictorLastNorm,
   });
 }
 

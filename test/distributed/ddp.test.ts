@@ -39,7 +39,7 @@ function globalBatch(): { x1: Tensor; x2: Tensor; masks: Tensor[] } {
   // per step: online masks of both views (n chunks) for 2B images
   const masks: Tensor[] = [];
   for (let s = 0; s < STEPS; s++)
-    for (let v = 0; v < 2; v++) masks.push(chunkMask(2 * B, 16, N_CHUNKS, { onRemainder: () => {} }).keep);
+    for (let v = 0; v < 2; v++) masks.push(chunkMask(2 * B, 16, N_CHUNKS).groups[0]!.keep); // 8 | 16: one group
   return { x1, x2, masks };
 }
 

@@ -25,14 +25,20 @@ test('ViT-S/16 at 224: ≈ 4.6 G MACs (9.2 GFLOPs) per image forward, within 1 %
   assert.match(formatMacs(r.total), /^4\.60 GMACs \(9\.20 GFLOPs\)$/);
 });
 
-test('chunked forward: n sequences of 1 + ⌊N/n⌋ tokens', () => {
+test('chunked forward: every patch in one of n sequences, ⌈N/n⌉ or ⌊N/n⌋ patches plus a CLS', () => {
+  // 196 = 8·24 + 4: four chunks of 25 patches and four of 24, each with its CLS
   const r = vitForwardMacs(VIT_S16_224, 8);
-  assert.equal(r.tokensPerChunk, 25);
-  assert.equal(r.attnMatmul, 12 * 8 * 2 * 25 * 25 * 384);
-  assert.equal(r.attnProj, 12 * 8 * 25 * 4 * 384 * 384);
-  assert.equal(r.mlp, 12 * 8 * 25 * 2 * 384 * 1536);
+  assert.deepEqual(r.chunkTokens, [26, 26, 26, 26, 25, 25, 25, 25]);
+  assert.equal(r.tokensPerChunk, 25.5);
+  assert.equal(r.attnMatmul, 12 * (4 * 2 * 26 * 26 + 4 * 2 * 25 * 25) * 384);
+  assert.equal(r.attnProj, 12 * 204 * 4 * 384 * 384);
+  assert.equal(r.mlp, 12 * 204 * 2 * 384 * 1536);
   assert.equal(r.patchEmbed, 196 * 768 * 384);
   assert.ok(r.total < vitForwardMacs(VIT_S16_224, 1).total);
+  // n | N: equal chunks, 196 / 4 = 49 patches + CLS
+  const r4 = vitForwardMacs(VIT_S16_224, 4);
+  assert.deepEqual(r4.chunkTokens, [50, 50, 50, 50]);
+  assert.equal(r4.attnMatmul, 12 * 4 * 2 * 50 * 50 * 384);
   assert.throws(() => vitForwardMacs(VIT_S16_224, 0), RangeError);
 });
 
@@ -82,13 +88,16 @@ test('Figure 3(a): relative attention and block FLOPs as n goes 1…10 (ViT-S/16
   // hand value, ideal n = 2: attention (4D + 2N/2)/(4D + 2N), block (12D + N)/(12D + 2N)
   assert.ok(Math.abs(ideal[1]!.attention - (4 * 384 + 196) / (4 * 384 + 392)) < 1e-12);
   assert.ok(Math.abs(ideal[1]!.block - (12 * 384 + 196) / (12 * 384 + 392)) < 1e-12);
-  // exact counts: every n > 1 saves, attention more than the block; the extra CLS tokens and the
-  // dropped remainder make it bumpy (n = 7: 203 tokens > n = 6: 198)
+  // exact counts: every n > 1 saves, attention more than the block; each chunk's CLS adds a
+  // token (n = 6: 196 + 6 tokens in chunks of 33 and 34, by hand)
   for (let i = 1; i < 10; i++) {
     assert.ok(exact[i]!.attention < 1 && exact[i]!.block < 1);
     assert.ok(exact[i]!.attention < exact[i]!.block);
   }
-  assert.ok(exact[6]!.attention > exact[5]!.attention);
+  const att = (sumT: number, sumT2: number): number => sumT * 4 * 384 * 384 + 2 * sumT2 * 384;
+  const n6 = att(4 * 34 + 2 * 33, 4 * 34 * 34 + 2 * 33 * 33) / att(197, 197 * 197);
+  assert.ok(Math.abs(exact[5]!.attention - n6) < 1e-12);
+  assert.equal(exact[5]!.tokensPerChunk, 202 / 6);
   const b = blockMacs(VIT_S16_224, 2);
   const b1 = blockMacs(VIT_S16_224, 1);
   assert.equal(exact[1]!.attention, (b.attnProj + b.attnMatmul) / (b1.attnProj + b1.attnMatmul));

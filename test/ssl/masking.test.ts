@@ -1,8 +1,8 @@
-// Masking (§3.2, Figure 2) and the spherical mean of Eq. 4.
+// Masking (§3.2, Figure 2: every patch in exactly one chunk) and the spherical mean of Eq. 4.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as torch from '../../src/torch/index.js';
-import { chunkMask, sphericalMean, type RemainderInfo } from '../../src/ssl/index.js';
+import { chunkLengths, chunkMask, chunksOfPermutation, disposeChunkMask, sphericalMean } from '../../src/ssl/index.js';
 
 function rows(t: torch.Tensor): number[][] {
   return t.toArray() as number[][];
@@ -15,12 +15,14 @@ test('chunks of an image are disjoint and cover all N positions when n divides N
   const N = 16;
   const n = 4;
   const m = chunkMask(B, N, n);
-  assert.equal(m.keep.dtype, 'int64');
-  assert.deepEqual(m.keep.shape, [B * n, N / n]);
+  assert.equal(m.groups.length, 1);
+  const g = m.groups[0]!;
+  assert.equal(g.keep.dtype, 'int64');
+  assert.deepEqual(g.keep.shape, [B * n, N / n]);
+  assert.deepEqual([g.first, g.count, g.length], [0, 4, 4]);
   assert.equal(m.rowsPerImage, n);
-  assert.equal(m.chunkLen, 4);
-  assert.equal(m.dropped, 0);
-  const r = rows(m.keep);
+  assert.deepEqual(m.lengths, [4, 4, 4, 4]);
+  const r = rows(g.keep);
   for (let b = 0; b < B; b++) {
     // rows b·n … b·n+n−1 belong to image b: together a permutation of 0…N−1
     const seen = r.slice(b * n, (b + 1) * n).flat();
@@ -31,69 +33,132 @@ test('chunks of an image are disjoint and cover all N positions when n divides N
   }
   // the images are shuffled independently (with overwhelming probability)
   assert.notDeepEqual(r.slice(0, n), r.slice(n, 2 * n));
-  m.keep.dispose();
+  disposeChunkMask(m);
   assert.equal(torch.liveTensors(), before);
 });
 
-test('a remainder is dropped, each position used at most once, and reported', () => {
-  const before = torch.liveTensors();
-  const reports: RemainderInfo[] = [];
-  const m = chunkMask(2, 14, 4, { onRemainder: (i) => reports.push(i) });
-  assert.deepEqual(m.keep.shape, [8, 3]);
-  assert.equal(m.dropped, 2);
-  assert.deepEqual(reports, [{ numPatches: 14, numChunks: 4, chunkLen: 3, dropped: 2 }]);
-  const r = rows(m.keep);
-  for (let b = 0; b < 2; b++) {
-    const used = r.slice(b * 4, b * 4 + 4).flat();
-    assert.equal(new Set(used).size, used.length);
-    assert.ok(used.every((p) => p >= 0 && p < 14));
+test('chunkLengths: r = N mod n chunks of ⌈N/n⌉ first, then ⌊N/n⌋; sizes differ by at most one', () => {
+  assert.deepEqual(chunkLengths(14, 4), [4, 4, 3, 3]);
+  assert.deepEqual(chunkLengths(16, 3), [6, 5, 5]);
+  assert.deepEqual(chunkLengths(196, 8), [25, 25, 25, 25, 24, 24, 24, 24]);
+  for (const [N, n] of [
+    [196, 7],
+    [196, 9],
+    [10, 10],
+    [17, 5],
+  ] as const) {
+    const l = chunkLengths(N, n);
+    assert.equal(l.length, n);
+    assert.equal(
+      l.reduce((s, x) => s + x, 0),
+      N,
+    );
+    assert.ok(Math.max(...l) - Math.min(...l) <= 1);
   }
-  m.keep.dispose();
-  assert.equal(torch.liveTensors(), before);
+  assert.throws(() => chunkLengths(4, 5), /numChunks \(5\) must not exceed numPatches \(4\)/);
 });
 
-test('without a callback the remainder warns once per (N, n)', async () => {
+test('n ∤ N: every position is used exactly once, in two row groups (long chunks first), no warning', async () => {
+  const before = torch.liveTensors();
   const warnings: string[] = [];
-  const onWarning = (w: Error): void => {
-    if (w.name === 'MaskingWarning') warnings.push(w.message);
-  };
+  const onWarning = (w: Error): void => void warnings.push(w.message);
   process.on('warning', onWarning);
-  for (let i = 0; i < 3; i++) chunkMask(1, 10, 3).keep.dispose();
+  torch.manualSeed(4);
+  const m = chunkMask(2, 14, 4);
   await new Promise((resolve) => setImmediate(resolve));
   process.off('warning', onWarning);
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /1 random position/);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(m.lengths, [4, 4, 3, 3]);
+  assert.deepEqual(
+    m.groups.map((g) => [g.first, g.count, g.length, ...g.keep.shape]),
+    [
+      [0, 2, 4, 4, 4],
+      [2, 2, 3, 4, 3],
+    ],
+  );
+  const [long, short] = m.groups.map((g) => rows(g.keep)) as [number[][], number[][]];
+  for (let b = 0; b < 2; b++) {
+    const used = [...long.slice(b * 2, b * 2 + 2).flat(), ...short.slice(b * 2, b * 2 + 2).flat()];
+    assert.deepEqual(
+      [...used].sort((x, y) => x - y),
+      [...Array(14).keys()],
+    );
+  }
+  disposeChunkMask(m);
+  assert.equal(torch.liveTensors(), before);
+});
+
+test('chunksOfPermutation cuts consecutive pieces: chunk j of image b is perm[b, start_j : start_j + len_j]', () => {
+  const before = torch.liveTensors();
+  // two hand-written permutations of 0…9, n = 3 → lengths 4, 3, 3 (starts 0, 4, 7)
+  const perm = torch.tensor(
+    [
+      [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+      [0, 2, 4, 6, 8, 1, 3, 5, 7, 9],
+    ],
+    { dtype: 'int64' },
+  );
+  const m = chunksOfPermutation(perm, 3);
+  assert.deepEqual(m.lengths, [4, 3, 3]);
+  assert.deepEqual(rows(m.groups[0]!.keep), [
+    [9, 8, 7, 6],
+    [0, 2, 4, 6],
+  ]);
+  assert.deepEqual(rows(m.groups[1]!.keep), [
+    [5, 4, 3],
+    [2, 1, 0],
+    [8, 1, 3],
+    [5, 7, 9],
+  ]);
+  torch.tidy(() => assert.throws(() => chunksOfPermutation(perm.reshape(20), 2), /perm must be \[B, N\], got \[20\]/));
+  disposeChunkMask(m);
+  perm.dispose();
+  assert.equal(torch.liveTensors(), before);
 });
 
 test('n = 1 keeps every position, in identity order unless asked to shuffle', () => {
   const m = chunkMask(2, 9, 1);
-  assert.deepEqual(rows(m.keep), [
+  assert.deepEqual(rows(m.groups[0]!.keep), [
     [0, 1, 2, 3, 4, 5, 6, 7, 8],
     [0, 1, 2, 3, 4, 5, 6, 7, 8],
   ]);
   const s = chunkMask(2, 9, 1, { shuffleWhenSingle: true });
-  for (const row of rows(s.keep))
+  for (const row of rows(s.groups[0]!.keep))
     assert.deepEqual(
       [...row].sort((x, y) => x - y),
       [0, 1, 2, 3, 4, 5, 6, 7, 8],
     );
-  torch.dispose([m.keep, s.keep]);
+  disposeChunkMask(m);
+  disposeChunkMask(s);
 });
 
 test('rows are image-major and the draw is rand(B, N).argsort(1), reproducible by seed', () => {
-  torch.manualSeed(7);
-  const a = chunkMask(2, 12, 3);
-  torch.manualSeed(7);
-  const perm = torch.rand([2, 12]).argsort(1);
-  torch.manualSeed(7);
-  const b = chunkMask(2, 12, 3);
-  assert.ok(torch.equal(a.keep, b.keep));
-  // row b·n + j = perm[b, j·L:(j+1)·L]
-  const p = perm.toArray() as number[][];
-  const r = rows(a.keep);
-  for (let img = 0; img < 2; img++)
-    for (let j = 0; j < 3; j++) assert.deepEqual(r[img * 3 + j], p[img]!.slice(j * 4, j * 4 + 4));
-  torch.dispose([a.keep, b.keep, perm]);
+  for (const [N, n] of [
+    [12, 3],
+    [13, 3],
+  ] as const) {
+    torch.manualSeed(7);
+    const a = chunkMask(2, N, n);
+    torch.manualSeed(7);
+    const perm = torch.rand([2, N]).argsort(1);
+    torch.manualSeed(7);
+    const b = chunkMask(2, N, n);
+    a.groups.forEach((g, i) => assert.ok(torch.equal(g.keep, b.groups[i]!.keep)));
+    // chunk j of image img = perm[img, start_j : start_j + len_j]
+    const p = perm.toArray() as number[][];
+    const starts = a.lengths.map((_, j) => a.lengths.slice(0, j).reduce((s, x) => s + x, 0));
+    for (const g of a.groups) {
+      const r = rows(g.keep);
+      for (let img = 0; img < 2; img++)
+        for (let i = 0; i < g.count; i++) {
+          const j = g.first + i;
+          assert.deepEqual(r[img * g.count + i], p[img]!.slice(starts[j], starts[j]! + a.lengths[j]!));
+        }
+    }
+    disposeChunkMask(a);
+    disposeChunkMask(b);
+    perm.dispose();
+  }
 });
 
 test('bad arguments are rejected', () => {

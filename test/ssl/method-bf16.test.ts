@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
 import { VisionTransformer } from '../../src/models/index.js';
-import { MaskedContrastive } from '../../src/ssl/index.js';
+import { chunksOfPermutation, MaskedContrastive, type ViewMask } from '../../src/ssl/index.js';
 import { T, type Rec } from '../models/fixture.js';
 
 const U = 2 ** -8;
@@ -34,7 +34,10 @@ interface Case {
   class_attention: boolean;
   momentum: number;
   state: string;
+  predictor_last_norm: boolean;
+  /** equal chunks: keep rows; uneven chunks: the per-image permutations */
   keeps: Partial<Record<'q1' | 'q2' | 'k1' | 'k2', Rec>>;
+  perms: Partial<Record<'q1' | 'q2' | 'k1' | 'k2', Rec>>;
 }
 
 const fixture = JSON.parse(
@@ -53,6 +56,7 @@ function step(c: Case, mode: 'fp32' | 'bf16' | { jitterSeed: number }): { loss: 
       classAttention: c.class_attention,
       projector: { hiddenDim: 32, outDim: 8 },
       predictor: { hiddenDim: 32 },
+      predictorLastNorm: c.predictor_last_norm,
     });
     model.loadStateDict(new Map(Object.entries(fixture.states[c.state]!).map(([k, r]) => [k, T(r)])));
     let x1 = T(fixture.views.x1);
@@ -62,8 +66,13 @@ function step(c: Case, mode: 'fp32' | 'bf16' | { jitterSeed: number }): { loss: 
       x1 = x1.mul(torch.randnLike(x1).mul(U).add(1));
       x2 = x2.mul(torch.randnLike(x2).mul(U).add(1));
     }
-    const pair = (a?: Rec, b?: Rec): [Tensor, Tensor] | undefined => (a && b ? [T(a), T(b)] : undefined);
-    const masks = { online: pair(c.keeps.q1, c.keeps.q2), target: pair(c.keeps.k1, c.keeps.k2) };
+    const mask = (k: 'q1' | 'q2' | 'k1' | 'k2'): ViewMask | undefined => {
+      const perm = c.perms[k];
+      if (perm) return chunksOfPermutation(T(perm), k.startsWith('q') ? c.n : c.m);
+      return c.keeps[k] && T(c.keeps[k]);
+    };
+    const pair = (a?: ViewMask, b?: ViewMask): [ViewMask, ViewMask] | undefined => (a && b ? [a, b] : undefined);
+    const masks = { online: pair(mask('q1'), mask('q2')), target: pair(mask('k1'), mask('k2')) };
     const fwd = (): Tensor => model.forward(x1, x2, c.momentum, masks).loss;
     const loss = mode === 'bf16' ? torch.autocast({ device: 'cpu', dtype: 'bfloat16' }, fwd) : fwd();
     loss.backward();

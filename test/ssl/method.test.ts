@@ -14,11 +14,14 @@ import { optim } from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
 import { VisionTransformer } from '../../src/models/index.js';
 import {
+  chunkMask,
+  chunksOfPermutation,
   emaUpdate_,
   MaskedContrastive,
   MomentumEncoder,
   trainStep,
   type MaskedContrastiveOptions,
+  type ViewMask,
 } from '../../src/ssl/index.js';
 
 const { tidy, noGrad, liveTensors } = torch;
@@ -111,9 +114,14 @@ interface StepCase {
   norm: 'bn' | 'ln';
   class_attention: boolean;
   momentum: number;
+  /** the predictor has a norm on its output (§3.1's "BN after every fc") */
+  predictor_last_norm: boolean;
   /** key of the shared state dict (`states`) */
   state: string;
+  /** equal chunks (n | N): keep rows [B·c, N/c] */
   keeps: Partial<Record<'q1' | 'q2' | 'k1' | 'k2', Rec>>;
+  /** uneven chunks (n ∤ N): the per-image permutations [B, N], cut by the reference's own split */
+  perms: Partial<Record<'q1' | 'q2' | 'k1' | 'k2', Rec>>;
   loss: number;
   /** κ of rep / proj / pred (n > 1), null for n = 1 */
   kappa: { rep: number; proj: number; pred: number } | null;
@@ -162,6 +170,8 @@ const stepCases = methodFixture.cases;
 
 for (const [name, c] of Object.entries(stepCases)) {
   test(`PyTorch parity of one step (${name}): momentum update, loss, gradients, AdamW step`, () => {
+    // the uneven cases must really be uneven (16 patches), the others even
+    for (const k of Object.keys(c.perms)) assert.ok(16 % (k.startsWith('q') ? c.n : c.m) !== 0, `${name} ${k}`);
     const before = liveTensors();
     tidy(() => {
       const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 16, depth: 2, numHeads: 2 });
@@ -173,13 +183,19 @@ for (const [name, c] of Object.entries(stepCases)) {
         classAttention: c.class_attention,
         projector: { hiddenDim: 32, outDim: 8 },
         predictor: { hiddenDim: 32 },
+        predictorLastNorm: c.predictor_last_norm,
       });
       model.loadStateDict(new Map(Object.entries(methodFixture.states[c.state]!).map(([k, r]) => [k, T(r)])));
       const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1 });
-      const pair = (a?: Rec, b?: Rec): [Tensor, Tensor] | undefined => (a && b ? [T(a), T(b)] : undefined);
+      const mask = (k: 'q1' | 'q2' | 'k1' | 'k2'): ViewMask | undefined => {
+        const perm = c.perms[k];
+        if (perm) return chunksOfPermutation(T(perm), k.startsWith('q') ? c.n : c.m);
+        return c.keeps[k] && T(c.keeps[k]);
+      };
+      const pair = (a?: ViewMask, b?: ViewMask): [ViewMask, ViewMask] | undefined => (a && b ? [a, b] : undefined);
       const { loss, stats } = model.forward(T(methodFixture.views.x1), T(methodFixture.views.x2), c.momentum, {
-        online: pair(c.keeps.q1, c.keeps.q2),
-        target: pair(c.keeps.k1, c.keeps.k2),
+        online: pair(mask('q1'), mask('q2')),
+        target: pair(mask('k1'), mask('k2')),
       });
       close(Number(loss.item()), c.loss, 1e-5, 'loss');
       if (c.kappa) {
@@ -376,6 +392,42 @@ test('options are validated', () => {
     assert.throws(() => new MaskedContrastive(bb, { targetChunks: 17 }), RangeError);
     assert.throws(() => new MaskedContrastive(bb, { method: 'simclr' as never }), RangeError);
     assert.throws(() => new MaskedContrastive(bb, { temperature: 0 }), RangeError);
+    assert.throws(
+      () => new MaskedContrastive(bb, { method: 'mbyol', predictorLastNorm: true }),
+      /predictorLastNorm must be false for mbyol/,
+    );
     bb.dispose();
+  });
+});
+
+test('the predictor output norm: none by default (MoCo v3), a BN/LN without affine with predictorLastNorm', () => {
+  tidy(() => {
+    const layers = (o: MaskedContrastiveOptions): string[] =>
+      tinyModel(o)
+        .predictor.children()
+        .map((m) => m.constructor.name);
+    assert.deepEqual(layers({}), ['Linear', 'BatchNorm1d', 'ReLU', 'Linear']);
+    assert.deepEqual(layers({ predictorLastNorm: true }), ['Linear', 'BatchNorm1d', 'ReLU', 'Linear', 'BatchNorm1d']);
+    assert.deepEqual(layers({ predictorLastNorm: true, headNorm: 'ln' }), [
+      'Linear',
+      'LayerNorm',
+      'GELU',
+      'Linear',
+      'LayerNorm',
+    ]);
+  });
+});
+
+test('an explicit mask with the wrong number of chunks per image is refused', () => {
+  tidy(() => {
+    torch.manualSeed(1);
+    const model = tinyModel({ numChunks: 3 });
+    const [x1, x2] = views();
+    const m4 = chunkMask(B, 16, 4);
+    assert.throws(
+      () => model.forward(x1, x2, 0.99, { online: [m4, m4] }),
+      /online mask has 24 rows for 6 images; expected 3 chunks/,
+    );
+    model.dispose();
   });
 });

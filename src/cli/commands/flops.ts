@@ -10,6 +10,13 @@ const PRESET_DIMS: Record<string, { dim: number; heads: number }> = {
   vit_base: { dim: 768, heads: 12 },
 };
 
+/** "25" for equal chunks, "25-26" when N mod n chunks are one token longer. */
+function tokenRange(t: readonly number[]): string {
+  const lo = Math.min(...t);
+  const hi = Math.max(...t);
+  return lo === hi ? `${lo}` : `${lo}-${hi}`;
+}
+
 export async function flopsCommand(argv: readonly string[]): Promise<number> {
   const r = resolveCommand('flops', argv, { positional: 0 });
   if (r.help) {
@@ -55,7 +62,7 @@ export async function flopsCommand(argv: readonly string[]): Promise<number> {
     'convention: MACs of the matrix products (fvcore/timm); FLOPs = 2 × MACs',
     '',
     `backbone forward per image, n = 1:            ${formatMacs(f1.total)}`,
-    `backbone forward per image, n = ${String(c.numChunks).padEnd(2)} (${fn.tokensPerChunk} tokens/chunk): ${formatMacs(fn.total)}`,
+    `backbone forward per image, n = ${String(c.numChunks).padEnd(2)} (${tokenRange(fn.chunkTokens)} tokens/chunk): ${formatMacs(fn.total)}`,
     `  patch embed ${formatMacs(fn.patchEmbed)}, attention projections ${formatMacs(fn.attnProj)},`,
     `  attention N² part ${formatMacs(fn.attnMatmul)}, MLP ${formatMacs(fn.mlp)}` +
       (fn.classAttn ? `, class attention ${formatMacs(fn.classAttn)}` : ''),
@@ -64,7 +71,7 @@ export async function flopsCommand(argv: readonly string[]): Promise<number> {
     `  online forward ${formatMacs(step.onlineForward)}, target forward ${formatMacs(step.targetForward)}`,
     `  total ${formatMacs(step.total)}  (n = m = 1: ${formatMacs(step1.total)}; ratio ${(step.total / step1.total).toFixed(3)})`,
     '',
-    'Figure 3(a): MACs relative to n = 1 (one CLS per chunk, remainder dropped)',
+    'Figure 3(a): MACs relative to n = 1 (one CLS per chunk, every patch in one chunk)',
     formatFigure3a(figure3aTable(vit, Math.min(c.maxChunks, N))),
   ];
   console.log(lines.join('\n'));
