@@ -86,7 +86,7 @@ export function saveCheckpoint(dir: string, s: TrainingState): void {
     mkdirSync(tmp);
     writeState(tmp, s);
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    removeQuietly(tmp);
     throw saveError(dir, e);
   }
   const hadOld = existsSync(dir);
@@ -95,11 +95,24 @@ export function saveCheckpoint(dir: string, s: TrainingState): void {
     renameSync(tmp, dir);
   } catch (e) {
     // put the previous checkpoint back where readers look for it
-    if (hadOld && !existsSync(dir) && existsSync(old)) renameSync(old, dir);
-    rmSync(tmp, { recursive: true, force: true });
+    try {
+      if (hadOld && !existsSync(dir) && existsSync(old)) renameSync(old, dir);
+    } catch {
+      // findCheckpoint still finds it under its .old name
+    }
+    removeQuietly(tmp);
     throw saveError(dir, e);
   }
   rmSync(old, { recursive: true, force: true });
+}
+
+/** Cleaning up after a failure must not hide the failure. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    // nothing there to remove, or it cannot be: the error being thrown says why
+  }
 }
 
 /** The name prefix of saveCheckpoint's temporary folders beside `dir` (followed by the writer's pid). */
@@ -136,14 +149,19 @@ function writeState(tmp: string, s: TrainingState): void {
 
 /**
  * Fault injection for the tests of a failed write (a full disk cannot be made without root):
- * MMOCO_FAIL_CHECKPOINT=<n>[:<code>] makes the n-th save of this process fail after its first
- * file is written, as a write failing with <code> (default ENOSPC) would.
+ * MMOCO_FAIL_CHECKPOINT=<n>[:<code>] makes the n-th save from the first one that sees this value
+ * (in a new process: its n-th save) fail after its first file is written, as a write failing with
+ * <code> (default ENOSPC) would.
  */
 function injectedFault(): void {
   const spec = process.env.MMOCO_FAIL_CHECKPOINT;
-  if (!spec) return;
-  const [n, code = 'ENOSPC'] = spec.split(':');
-  if (Number(n) !== saves) return;
+  if (!spec) {
+    fault = null;
+    return;
+  }
+  if (fault?.spec !== spec) fault = { spec, base: saves - 1 };
+  const [n, code = 'ENOSPC'] = spec.trim().split(':');
+  if (Number(n) !== saves - fault.base) return;
   const text: Record<string, string> = {
     ENOSPC: 'no space left on device',
     EACCES: 'permission denied',
@@ -152,10 +170,17 @@ function injectedFault(): void {
   throw Object.assign(new Error(`${code}: ${text[code] ?? 'write failed'}, write`), { code, syscall: 'write' });
 }
 
+let fault: { spec: string; base: number } | null = null;
+
 /** "could not write checkpoint <dir> (<cause>); the previous checkpoint (...) is intact". */
 function saveError(dir: string, e: unknown): Error {
   const cause = e instanceof Error ? e.message : String(e);
-  const prev = findCheckpoint(dir);
+  let prev: string | null = null;
+  try {
+    prev = findCheckpoint(dir);
+  } catch {
+    // the folder around it is unreadable too: there is none to speak of
+  }
   let previous = 'there is no previous checkpoint';
   if (prev) {
     let at = '';
