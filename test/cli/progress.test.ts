@@ -38,7 +38,10 @@ test('ProgressBar without a TTY: a line per 10 % of an epoch, none for the last 
   const bar = new ProgressBar(out);
   for (let done = 1; done <= 20; done++) bar.update(done, 20, `x${done}`);
   const lines = out.text.trim().split('\n');
-  assert.deepEqual(lines, [2, 4, 6, 8, 10, 12, 14, 16, 18].map((d) => `${d}/20 (${d * 5}%) x${d}`));
+  assert.deepEqual(
+    lines,
+    [2, 4, 6, 8, 10, 12, 14, 16, 18].map((d) => `${d}/20 (${d * 5}%) x${d}`),
+  );
   // a resume inside the epoch (step 11): no line for the 50 % already passed
   out.text = '';
   for (let done = 11; done <= 15; done++) bar.update(done, 20, 'y');
@@ -48,7 +51,10 @@ test('ProgressBar without a TTY: a line per 10 % of an epoch, none for the last 
   const b2 = new ProgressBar(o2, { lineEveryPercent: 25 });
   for (let done = 1; done <= 3; done++) b2.update(done, 3, 'z');
   assert.deepEqual(o2.text.trim().split('\n'), ['1/3 (33%) z', '2/3 (66%) z']);
-  assert.throws(() => new ProgressBar(sink(), { lineEveryPercent: 0 }), /lineEveryPercent must be in \(0, 100\], got 0/);
+  assert.throws(
+    () => new ProgressBar(sink(), { lineEveryPercent: 0 }),
+    /lineEveryPercent must be in \(0, 100\], got 0/,
+  );
 });
 
 test('stepReporter: the line carries epoch, loss, lr, images/s and ETA from this process', () => {

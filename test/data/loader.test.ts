@@ -438,13 +438,22 @@ test('from: an epoch started at batch k gives the tail of the whole epoch and re
   }
   // only the samples of batches 5.. were read
   const read = ds.log.map((l) => Number(l.split(' ')[1])).sort((a, b) => a - b);
-  assert.deepEqual(read, whole.slice(5).flatMap((b) => b.indices).sort((a, b) => a - b));
+  assert.deepEqual(
+    read,
+    whole
+      .slice(5)
+      .flatMap((b) => b.indices)
+      .sort((a, b) => a - b),
+  );
   // from = length: nothing left of the epoch
   const none: Batch[] = [];
   for await (const b of loader.epoch(2, { from: 8 })) none.push(b);
   assert.equal(none.length, 0);
   for (const bad of [-1, 9, 1.5])
-    assert.throws(() => loader.epoch(2, { from: bad }), /from must be an integer in \[0, 8\] \(batches per epoch\), got/);
+    assert.throws(
+      () => loader.epoch(2, { from: bad }),
+      /from must be an integer in \[0, 8\] \(batches per epoch\), got/,
+    );
   disposeAll(whole);
   disposeAll(tail);
 });
