@@ -331,16 +331,23 @@ function progressOf(dir: string): Progress | null {
 test('pretrain: kill -9 inside an epoch after a mid-epoch checkpoint; the same command resumes from it, bit-identical', async () => {
   const ref = reference();
   const out = join(tmp, 'mid-epoch');
-  // 0.002 minutes: a checkpoint every ~120 ms, i.e. every few steps of this tiny model
-  const args = ['pretrain', ...TINY, ...LONG, '--checkpoint-every-minutes', '0.002', '--out', out];
+  // 0.0005 minutes: a checkpoint every 30 ms, i.e. after about every step of this tiny model
+  const args = ['pretrain', ...TINY, ...LONG, '--checkpoint-every-minutes', '0.0005', '--out', out];
   const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  let finished = false;
+  const exited = new Promise<number | null>((res) =>
+    child.on('exit', (code) => {
+      finished = true;
+      res(code);
+    }),
+  );
   const deadline = Date.now() + 240_000;
   // a checkpoint inside epoch 1 with at least 3 steps of it left (no epoch-end save can follow at once)
   for (;;) {
     const p = progressOf(out);
     if (p?.partial && p.partial.epoch === 1 && p.partial.batch <= 5) break;
-    if (Date.now() > deadline) throw new Error('no mid-epoch checkpoint inside epoch 1 in time');
+    if (finished || Date.now() > deadline)
+      throw new Error('no mid-epoch checkpoint inside epoch 1 before the run ended');
     await new Promise((res) => setTimeout(res, 5));
   }
   child.kill('SIGKILL');
@@ -378,7 +385,11 @@ test('pretrain: a full disk at the second checkpoint names the path and leaves n
     r.stderr,
     /could not write checkpoint \S*full-disk\/checkpoint \(ENOSPC: no space left on device, write\); the previous checkpoint \(end of epoch 0, step 8\) is intact/,
   );
-  assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), [], 'no temporary folder');
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.startsWith('.')),
+    [],
+    'no temporary folder',
+  );
   assert.equal(progressOf(out)!.epoch, 0);
   // what a kill during a write leaves behind (a dead writer's folder) goes at the next start
   const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
@@ -388,7 +399,10 @@ test('pretrain: a full disk at the second checkpoint names the path and leaves n
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stderr, new RegExp(`removed \\.checkpoint\\.tmp-${dead}, left behind by an interrupted write`));
   assert.match(again.stderr, /resuming .* at epoch 1 \(step 8\)/);
-  assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), []);
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.startsWith('.')),
+    [],
+  );
   assertSameRun(ref, out);
 });
 
