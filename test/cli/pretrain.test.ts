@@ -364,6 +364,13 @@ test('pretrain: kill -9 inside an epoch after a mid-epoch checkpoint; the same c
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`resuming .* at epoch 1, batch ${at.partial.batch} \\(step ${at.step}\\)`));
   assertSameRun(ref, out);
+  // without a TTY: a line per 10 % of an epoch, counted from the resume point, with images/s and ETA
+  const lines = resumed.stderr.split('\n').filter((l) => /^\d+\/8 \(\d+%\) epoch 2\/2 /.test(l));
+  assert.deepEqual(
+    lines.map((l) => Number(l.split('/')[0])),
+    Array.from({ length: 7 - at.partial.batch }, (_, k) => at.partial!.batch + 1 + k),
+  );
+  for (const l of lines.slice(1)) assert.match(l, / loss \d+\.\d{4} lr \S+ \d+\.\d img\/s eta \d+s$/);
   const resumes = metrics(out).filter((r) => r.kind === 'resume') as (Rec & { batch?: number })[];
   assert.deepEqual(
     resumes.map((r) => [r.epoch, r.step, r.batch]),
