@@ -117,7 +117,7 @@ export class RunDir {
   }
 
   writeConfig(config: Record<string, unknown>): void {
-    writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+    named(this.configPath, () => writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n')));
   }
 
   /**
@@ -261,7 +261,9 @@ export class RunDir {
   }
 
   log(record: MetricsRecord): void {
-    appendFileSync(this.metricsPath, JSON.stringify({ ...record, time: Date.now() }) + '\n');
+    named(this.metricsPath, () =>
+      appendFileSync(this.metricsPath, JSON.stringify({ ...record, time: Date.now() }) + '\n'),
+    );
   }
 
   /** The records of metrics.jsonl (a torn last line is ignored). */
@@ -304,6 +306,16 @@ function partialOf(progress: Record<string, unknown>): PartialEpoch | null {
     );
   }
   return { epoch: p.epoch!, batch: p.batch!, lossSum: p.lossSum };
+}
+
+/** Runs a write; a failure (full disk, no permission) names the file, which Node's message does not. */
+function named(path: string, write: () => void): void {
+  try {
+    write();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`could not write ${path} (${err.message})`), { code: err.code });
+  }
 }
 
 function alive(pid: number): boolean {

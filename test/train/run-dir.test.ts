@@ -163,3 +163,15 @@ test('stale temporary folders and files of dead writers are removed at start; a 
     live.kill();
   }
 });
+
+test('a failed write of the log or the config names the file', () => {
+  const run = new RunDir(join(tmp, 'unwritable'));
+  mkdirSync(run.metricsPath); // appending to a folder fails as a full disk would: with an errno, no path
+  assert.throws(
+    () => run.log({ kind: 'step', step: 0 }),
+    (e: Error & { code?: string }) =>
+      e.message.startsWith(`could not write ${run.metricsPath} (EISDIR`) && e.code === 'EISDIR',
+  );
+  mkdirSync(run.configPath);
+  assert.throws(() => run.writeConfig({ epochs: 1 }), new RegExp(`could not write .*config\\.json \\(`));
+});
