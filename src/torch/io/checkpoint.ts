@@ -77,7 +77,7 @@ function rngDevices(): string[] {
  */
 export function saveCheckpoint(dir: string, s: TrainingState): void {
   const parent = dirname(dir);
-  const tmp = join(parent, `${tempPrefix(dir)}${process.pid}`);
+  const tmp = join(parent, `.${basename(dir)}.tmp-${process.pid}`);
   const old = join(parent, `.${basename(dir)}.old-${process.pid}`);
   saves++;
   try {
@@ -103,7 +103,8 @@ export function saveCheckpoint(dir: string, s: TrainingState): void {
     removeQuietly(tmp);
     throw saveError(dir, e);
   }
-  rmSync(old, { recursive: true, force: true });
+  // the new checkpoint is in place; an old one left here is removed at the run's next start
+  removeQuietly(old);
 }
 
 /** Cleaning up after a failure must not hide the failure. */
@@ -113,11 +114,6 @@ function removeQuietly(path: string): void {
   } catch {
     // nothing there to remove, or it cannot be: the error being thrown says why
   }
-}
-
-/** The name prefix of saveCheckpoint's temporary folders beside `dir` (followed by the writer's pid). */
-export function tempPrefix(dir: string): string {
-  return `.${basename(dir)}.tmp-`;
 }
 
 let saves = 0;
