@@ -157,13 +157,17 @@ export class CachedLoader {
     return [];
   }
 
-  async *epoch(epoch: number): AsyncGenerator<Batch, void, undefined> {
+  /** The batches of `epoch`, from batch `from` on (a resume inside the epoch). */
+  async *epoch(epoch: number, o: { from?: number } = {}): AsyncGenerator<Batch, void, undefined> {
     const rows = this.rows(epoch);
     const order = this.loader.indices(epoch);
     const dataIndex = Array.from(order).filter((i) => this.cache.rowOf[i]! >= 0);
     const nb = this.dropLast ? Math.floor(rows.length / this.batchSize) : Math.ceil(rows.length / this.batchSize);
     const device = this.cache.images.device;
-    for (let b = 0; b < nb; b++) {
+    const from = o.from ?? 0;
+    if (!Number.isInteger(from) || from < 0 || from > nb)
+      throw new RangeError(`CachedLoader: from must be an integer in [0, ${nb}] (batches per epoch), got ${from}`);
+    for (let b = from; b < nb; b++) {
       const start = b * this.batchSize;
       const part = rows.subarray(start, Math.min(start + this.batchSize, rows.length));
       const { images, labels } = tidy(() => {

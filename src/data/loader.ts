@@ -170,17 +170,27 @@ export class DataLoader {
     return this.total;
   }
 
-  /** The batches of `epoch`: `for await (const b of loader.epoch(e))`. */
-  epoch(epoch: number): AsyncGenerator<Batch, void, undefined> {
+  /**
+   * The batches of `epoch`: `for await (const b of loader.epoch(e))`. `from` starts at that
+   * batch (resuming inside an epoch): the batches before it are not read, and every later batch
+   * is the one a whole epoch would give (each depends only on the seed, epoch and position).
+   */
+  epoch(epoch: number, o: { from?: number } = {}): AsyncGenerator<Batch, void, undefined> {
     const order = this.indices(epoch);
+    const from = o.from ?? 0;
+    if (!Number.isInteger(from) || from < 0 || from > this.length) {
+      throw new RangeError(
+        `DataLoader: from must be an integer in [0, ${this.length}] (batches per epoch), got ${from}`,
+      );
+    }
     this.skipLog.set(epoch, { paths: new Set(), events: [] });
-    return this.run(epoch, order);
+    return this.run(epoch, order, from);
   }
 
-  private async *run(epoch: number, order: Uint32Array): AsyncGenerator<Batch, void, undefined> {
+  private async *run(epoch: number, order: Uint32Array, from: number): AsyncGenerator<Batch, void, undefined> {
     const nb = this.length;
     const queue: Promise<Prepared | null>[] = [];
-    let next = 0;
+    let next = from;
     const fill = (): void => {
       while (next < nb && queue.length < this.prefetch + 1) {
         const p = this.prepare(epoch, next++, order);
@@ -188,7 +198,7 @@ export class DataLoader {
         queue.push(p);
       }
     };
-    for (let b = 0; b < nb; b++) {
+    for (let b = from; b < nb; b++) {
       fill();
       // batches b+1 .. b+prefetch stay in flight while the caller holds batch b
       const prepared = await queue.shift()!;

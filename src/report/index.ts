@@ -3,7 +3,7 @@
 export { writeReport, buildCharts, renderHtml, median, formatDuration } from './report.js';
 export type { ReportOptions, ReportResult, Chart } from './report.js';
 export { parseMetrics, readMetrics } from './metrics.js';
-export type { RunLog, StepRecord, EpochRecord, EvalRecord, ResumeRecord, StopRecord } from './metrics.js';
+export type { RunLog, StepRecord, EpochRecord, EvalRecord, ResumeRecord, ExtendRecord, StopRecord } from './metrics.js';
 export { downsampleMinMax, downsampleMean } from './downsample.js';
 export {
   niceTicks,

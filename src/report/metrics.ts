@@ -1,5 +1,5 @@
 // Reading a run's metrics.jsonl: one JSON object per line, of kinds step / epoch / eval /
-// resume / stop. Unknown kinds and fields are ignored, a truncated last line (a killed run) is
+// resume / extend (a resume with a new `epochs`) / stop. Unknown kinds and fields are ignored, a truncated last line (a killed run) is
 // tolerated, and records that a resume re-did are superseded by the resumed run's.
 
 import { readFile } from 'node:fs/promises';
@@ -44,6 +44,17 @@ export interface ResumeRecord {
   x?: number;
 }
 
+/** A resume that changed the run's length (`epochs`): the schedules follow the new one from `step`. */
+export interface ExtendRecord {
+  epoch?: number;
+  step?: number;
+  fromEpochs?: number;
+  toEpochs?: number;
+  time?: number;
+  /** Position on the step axis (undefined when the step is unknown). */
+  x?: number;
+}
+
 export interface StopRecord {
   reason: string;
   epoch?: number;
@@ -57,6 +68,7 @@ export interface RunLog {
   epochs: EpochRecord[];
   evals: EvalRecord[];
   resumes: ResumeRecord[];
+  extensions: ExtendRecord[];
   stops: StopRecord[];
   /** Non-empty lines read. */
   lines: number;
@@ -111,6 +123,7 @@ export function parseMetrics(text: string): RunLog {
     epochs: [],
     evals: [],
     resumes: [],
+    extensions: [],
     stops: [],
     lines: raw.length,
     badLines: 0,
@@ -222,8 +235,24 @@ export function parseMetrics(text: string): RunLog {
             }
           }
         }
+        // an extension that the resumed run re-does is logged again by it
+        log.extensions = log.extensions.filter(
+          (x) => at.step === undefined || x.step === undefined || x.step < at.step,
+        );
         log.resumes.push(at);
         timedSegments.push([]);
+        break;
+      }
+      case 'extend': {
+        const ext: ExtendRecord = {
+          ...opt('epoch', int(r.epoch)),
+          ...opt('step', int(r.step)),
+          ...opt('fromEpochs', int(r.fromEpochs)),
+          ...opt('toEpochs', int(r.toEpochs)),
+          ...opt('time', time),
+        };
+        if (ext.toEpochs !== undefined) log.plannedEpochs = ext.toEpochs;
+        log.extensions.push(ext);
         break;
       }
       case 'stop': {
@@ -250,6 +279,7 @@ export function parseMetrics(text: string): RunLog {
   const toX = stepAxis(log.steps, global);
   for (const s of log.steps) s.x = toX(s.epoch, s.step);
   for (const r of log.resumes) if (r.step !== undefined) r.x = toX(r.epoch, r.step);
+  for (const r of log.extensions) if (r.step !== undefined) r.x = toX(r.epoch, r.step);
   for (const r of log.stops) {
     if (r.step !== undefined) r.x = toX(r.epoch, r.step);
     else if (log.steps.length) r.x = log.steps[log.steps.length - 1]!.x;

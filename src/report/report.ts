@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { downsampleMinMax } from './downsample.js';
-import { readMetrics, type RunLog, type StepRecord } from './metrics.js';
+import { readMetrics, type ExtendRecord, type RunLog, type StepRecord } from './metrics.js';
 import { escapeXml as esc, lineChart, panelRow, type PanelSpec, type Point, type Series, type VLine } from './svg.js';
 
 export interface ReportOptions {
@@ -49,6 +49,7 @@ const C = {
   top5: '#1f77b4',
   ips: '#17becf',
   resume: '#b8860b',
+  extend: '#2e8b57',
   stop: '#c00000',
 };
 
@@ -108,6 +109,11 @@ function epochAggregates(steps: readonly StepRecord[]): Map<number, EpochAgg> {
   return out;
 }
 
+/** "epochs 100 → 150": where a resume changed the run's length. */
+function extendLabel(e: ExtendRecord): string {
+  return `epochs ${e.fromEpochs ?? '?'} → ${e.toEpochs ?? '?'}`;
+}
+
 /** Which charts a run gets: by its command, plus any whose data is present anyway. */
 function runKind(config: Config, log: RunLog): 'pretrain' | 'eval' {
   const cmd = typeof config.command === 'string' ? config.command : '';
@@ -142,6 +148,7 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
       label: `resumed${log.resumes.length > 1 ? ` #${i + 1}` : ''}${r.epoch !== undefined ? ` (epoch ${r.epoch})` : ''}`,
       color: C.resume,
     })),
+    ...log.extensions.map((e) => ({ x: e.x ?? NaN, label: extendLabel(e), color: C.extend, dash: '6 3' })),
     ...log.stops.map((s) => ({ x: s.x ?? NaN, label: `stop: ${short(s.reason, 40)}`, color: C.stop, dash: '2 2' })),
   ];
   const lastEpoch = steps.length ? steps[steps.length - 1]!.epoch : log.epochs[log.epochs.length - 1]?.epoch;
@@ -151,6 +158,7 @@ export function buildCharts(log: RunLog, config: Config = {}, maxPoints = 2000):
       label: `resumed${log.resumes.length > 1 ? ` #${i + 1}` : ''}`,
       color: C.resume,
     })),
+    ...log.extensions.map((e) => ({ x: e.epoch ?? NaN, label: extendLabel(e), color: C.extend, dash: '6 3' })),
     ...log.stops.map((s) => ({ x: s.epoch ?? lastEpoch ?? NaN, label: 'stop', color: C.stop, dash: '2 2' })),
   ];
   const push = (id: string, spec: PanelSpec, caption?: string) => {
@@ -467,7 +475,9 @@ function summarise(log: RunLog, config: Config): Summary[] {
     out.push({
       label: 'epochs',
       value: `${epochsDone ?? 0}${planned !== undefined ? ` / ${planned}` : ''}`,
-      note: 'completed',
+      note: log.extensions.length
+        ? `completed; ${log.extensions.map((e) => `${extendLabel(e)} at step ${e.step ?? '?'}`).join(', ')}`
+        : 'completed',
     });
   }
   if (last) out.push({ label: 'steps', value: String(last.x + 1), note: `last logged step ${last.step}` });

@@ -1,30 +1,39 @@
 // `mmoco linprobe` and `mmoco finetune` runs: the epoch loop around LinearProbe / Finetuner with
 // the run folder of pre-training — config.json, metrics.jsonl (step and eval records), a
-// checkpoint each epoch with automatic resume, top-1/top-5 on the validation split each epoch,
+// checkpoint each epoch and every `checkpointEveryMinutes` inside one, with automatic resume
+// (also with a larger `epochs`), top-1/top-5 on the validation split each epoch,
 // and (fine-tuning) the best model kept as best.safetensors in timm's names.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { saveCheckpoint } from '../torch/io/checkpoint.js';
 import * as safetensors from '../torch/io/safetensors.js';
 import type { VisionTransformer } from '../models/index.js';
 import { buildBackbone } from './backbone.js';
 import type { FinetuneConfig, LinprobeConfig } from './config.js';
 import { makeLoader, openData, sampled, trainLoader } from './data.js';
-import { mixKey } from '../data/index.js';
 import { Finetuner } from './finetune.js';
 import { LinearProbe } from './linprobe.js';
 import { loadPretrainedBackbone } from './pretrained.js';
-import { RunDir, TrainingDiverged } from './run-dir.js';
+import { CheckpointClock, RunDir, TrainingDiverged, batchSeed } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
 import { readBackboneWeights } from './weights.js';
 import { precisionOf } from './pretrain.js';
 
-const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData'];
+const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData', 'checkpointEveryMinutes'];
 
 export interface ClassifyHooks {
   log?: (message: string) => void;
-  onStep?: (s: { epoch: number; step: number; batch: number; batches: number; loss: number; lr: number }) => void;
+  onStep?: (s: {
+    epoch: number;
+    epochs: number;
+    step: number;
+    batch: number;
+    batches: number;
+    /** images in the step (the global batch) */
+    images: number;
+    loss: number;
+    lr: number;
+  }) => void;
   onEpoch?: (e: { epoch: number; epochs: number; loss: number; top1: number; top5: number; wallS: number }) => void;
 }
 
@@ -145,6 +154,8 @@ export async function runClassification(
   const { startEpoch, resumedFrom } = begin;
   let step = begin.step;
   let best = begin.progress ? Number(begin.progress.bestTop1) : -1;
+  const state = { modules, stateful };
+  const clock = new CheckpointClock(cfg.checkpointEveryMinutes);
   if (group) trainer.distribute(group);
   if (lead)
     log(
@@ -155,15 +166,18 @@ export async function runClassification(
   let last = { top1: NaN, top5: NaN };
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const te = performance.now();
-    let i = 0;
-    let lossSum = 0;
-    // augmentation (and mixup) draws: seeded by (seed, epoch, rank), so resuming reproduces them
-    torch.manualSeed(mixKey(cfg.seed, epoch, rank) % 2 ** 53);
-    for await (const batch of loader.epoch(epoch)) {
+    // a mid-epoch checkpoint: its batches are not read again, its losses count in the epoch's mean
+    const resumed = epoch === startEpoch ? begin.partial : null;
+    const from = resumed?.batch ?? 0;
+    let i = from;
+    let lossSum = resumed?.lossSum ?? 0;
+    for await (const batch of loader.epoch(epoch, { from })) {
       if (i >= batches) {
         torch.dispose([batch.images, batch.labels]);
         break;
       }
+      // augmentation (and mixup) draws: seeded per batch, so resuming reproduces them (batchSeed)
+      torch.manualSeed(batchSeed(cfg.seed, epoch, rank, i));
       let r: { loss: number; lr: number };
       try {
         r = trainer.trainStep(batch.images, batch.labels, step);
@@ -176,10 +190,15 @@ export async function runClassification(
         torch.dispose([batch.images, batch.labels]);
       }
       if (lead && step % cfg.logEvery === 0) run.log({ kind: 'step', epoch, step, loss: r.loss, lr: r.lr });
-      if (lead) hooks.onStep?.({ epoch, step, batch: i, batches, ...r });
+      if (lead) hooks.onStep?.({ epoch, epochs: cfg.epochs, step, batch: i, batches, images: cfg.batchSize, ...r });
       lossSum += r.loss;
       step++;
       i++;
+      if (lead && i < batches && clock.due()) {
+        run.save(state, { epoch, step, bestTop1: best }, { epoch, batch: i, lossSum });
+        clock.reset();
+        log(`checkpoint inside epoch ${epoch} after batch ${i}/${batches} (step ${step})`);
+      }
     }
     if (!lead) {
       // rank 0 evaluates and writes; the others wait for it
@@ -206,11 +225,8 @@ export async function runClassification(
           top1: String(ev.top1),
         });
     }
-    saveCheckpoint(run.checkpointDir, {
-      modules,
-      stateful,
-      progress: { epoch, step, bestTop1: best, metricsLength: run.metricsLength() },
-    });
+    run.save(state, { epoch, step, bestTop1: best });
+    clock.reset();
     hooks.onEpoch?.({ epoch, epochs: cfg.epochs, loss: lossSum / Math.max(1, i), top1: ev.top1, top5: ev.top5, wallS });
     group?.barrier();
   }

@@ -57,6 +57,16 @@ const RUN = {
   logEvery: { type: 'int', default: 1, min: 1, doc: 'write a step line to metrics.jsonl every this many steps' },
 } as const satisfies Schema;
 
+/** Checkpoints of the training commands (pretrain, linprobe, finetune). */
+const CHECKPOINTS = {
+  checkpointEveryMinutes: {
+    type: 'number',
+    default: 30,
+    min: 0,
+    doc: 'also checkpoint inside an epoch when this many minutes passed since the last checkpoint, so a kill loses at most that much (0: only at epoch ends)',
+  },
+} as const satisfies Schema;
+
 const MODEL = {
   model: {
     type: 'enum',
@@ -148,6 +158,7 @@ export const PRETRAIN_SCHEMA = {
   },
   knnEvery: { type: 'int', default: 1, min: 0, doc: 'kNN monitor every this many epochs (0: never)' },
   ...KNN,
+  ...CHECKPOINTS,
 } as const satisfies Schema;
 
 export const KNN_SCHEMA = {
@@ -178,6 +189,7 @@ export const LINPROBE_SCHEMA = {
     default: 'auto',
     doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
   },
+  ...CHECKPOINTS,
 } as const satisfies Schema;
 
 export const FINETUNE_SCHEMA = {
@@ -214,6 +226,7 @@ export const FINETUNE_SCHEMA = {
     default: 'auto',
     doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
   },
+  ...CHECKPOINTS,
 } as const satisfies Schema;
 
 export const FLOPS_SCHEMA = {

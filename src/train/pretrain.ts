@@ -2,25 +2,35 @@
 // lr = blr × batch / 256, per-iteration warm-up + half-cosine, momentum rising to 1 by
 // half-cosine, the EMA update inside the step — with the run folder around it: config.json,
 // metrics.jsonl (a step record every `logEvery` steps, an epoch record with the kNN monitor),
-// a checkpoint each epoch (written atomically) and automatic resume from it. A non-finite loss
-// stops the run (TrainingDiverged) with a `stop` record.
+// a checkpoint each epoch and every `checkpointEveryMinutes` inside one (written atomically) and
+// automatic resume from it, also with a larger `epochs`. A non-finite loss stops the run
+// (TrainingDiverged) with a `stop` record.
 import { availableParallelism } from 'node:os';
 import * as torch from '../torch/index.js';
 import { optim } from '../torch/index.js';
-import { saveCheckpoint } from '../torch/io/checkpoint.js';
 import { buildBackbone } from './backbone.js';
 import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
-import { CachedLoader, DeviceImageCache, mixKey, toDevice, transforms, type Dataset } from '../data/index.js';
+import { CachedLoader, DeviceImageCache, toDevice, transforms, type Dataset } from '../data/index.js';
 import type { PretrainConfig } from './config.js';
 import { openData, sampled, trainLoader, type LoaderConfig } from './data.js';
 import { resizeCenterCrop } from '../data/index.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
-import { RunDir, TrainingDiverged } from './run-dir.js';
+import { CheckpointClock, RunDir, TrainingDiverged, batchSeed } from './run-dir.js';
 
 /** Config keys that may change when a run resumes (they do not change what is computed). */
-export const RESUMABLE_FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'knnEvery', 'data', 'valData'];
+export const RESUMABLE_FREE_KEYS = [
+  'out',
+  'workers',
+  'threads',
+  'device',
+  'logEvery',
+  'knnEvery',
+  'data',
+  'valData',
+  'checkpointEveryMinutes',
+];
 
 export interface StepInfo extends TrainStepResult {
   epoch: number;
@@ -29,6 +39,10 @@ export interface StepInfo extends TrainStepResult {
   /** step within the epoch (0-based) and steps per epoch */
   batch: number;
   batches: number;
+  /** total epochs of the run */
+  epochs: number;
+  /** images in the step (the global batch) */
+  images: number;
   imagesPerSec: number;
 }
 
@@ -130,15 +144,17 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const config = { command: 'pretrain', ...cfg };
 
   // ---- resume ----
+  const state = { modules: { model }, stateful: { optimizer: opt } };
   const begin = run.resumeOrStart({
     config,
     freeKeys: RESUMABLE_FREE_KEYS,
-    state: { modules: { model }, stateful: { optimizer: opt } },
+    state,
     lead,
     log,
     start: { epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, worldSize: world },
   });
   const { startEpoch, resumedFrom } = begin;
+  const clock = new CheckpointClock(cfg.checkpointEveryMinutes);
   let step = begin.step;
   // every rank starts from rank 0's weights; BN heads become SyncBN; keys and gradients are shared
   if (group) model.distribute(group);
@@ -155,17 +171,19 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   let knnTop1: number | null = null;
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const te = performance.now();
-    let lossSum = 0;
-    let i = 0;
+    // a mid-epoch checkpoint: its batches are not read again, its losses count in the epoch's mean
+    const resumed = epoch === startEpoch ? begin.partial : null;
+    const from = resumed?.batch ?? 0;
+    let lossSum = resumed?.lossSum ?? 0;
+    let i = from;
     let tStep = performance.now();
-    // augmentations and masks draw from a generator seeded by (seed, epoch, rank): a resumed run
-    // and every rank of a distributed one reproduce exactly what an uninterrupted run draws
-    torch.manualSeed(mixKey(cfg.seed, epoch, rank) % 2 ** 53);
-    for await (const batch of loader.epoch(epoch)) {
+    for await (const batch of loader.epoch(epoch, { from })) {
       if (i >= batches) {
         torch.dispose([batch.images, batch.labels]);
         break;
       }
+      // augmentations and masks draw from a generator seeded per batch (see batchSeed)
+      torch.manualSeed(batchSeed(cfg.seed, epoch, rank, i));
       const r = torch.tidy(() => {
         const x = toDevice(batch.images, cfg.device);
         const { view1, view2 } = aug.forward(x);
@@ -201,13 +219,28 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
           imagesPerSec,
         });
       }
-      if (lead) hooks.onStep?.({ ...r, epoch, step, batch: i, batches, imagesPerSec });
+      if (lead)
+        hooks.onStep?.({
+          ...r,
+          epoch,
+          step,
+          batch: i,
+          batches,
+          epochs: cfg.epochs,
+          images: cfg.batchSize,
+          imagesPerSec,
+        });
       lossSum += r.loss;
       step++;
       i++;
+      if (lead && i < batches && clock.due()) {
+        run.save(state, { epoch, step }, { epoch, batch: i, lossSum });
+        clock.reset();
+        log(`checkpoint inside epoch ${epoch} after batch ${i}/${batches} (step ${step})`);
+      }
     }
     const trainS = (performance.now() - te) / 1000;
-    const epochSpeed = (i * cfg.batchSize) / trainS;
+    const epochSpeed = ((i - from) * cfg.batchSize) / trainS;
     speeds.push(epochSpeed);
     knnTop1 = null;
     const last = epoch === cfg.epochs - 1;
@@ -225,11 +258,8 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     };
     if (lead) {
       run.log({ kind: 'epoch', ...info, skipped: loader.skips(epoch).length });
-      saveCheckpoint(run.checkpointDir, {
-        modules: { model },
-        stateful: { optimizer: opt },
-        progress: { epoch, step, metricsLength: run.metricsLength() },
-      });
+      run.save(state, { epoch, step });
+      clock.reset();
       hooks.onEpoch?.(info);
     }
     // the others wait while rank 0 evaluates and writes, so that no collective times out

@@ -1,7 +1,9 @@
-// A run folder: config.json (the resolved config, written once), metrics.jsonl (one JSON object
-// per line: step / epoch / eval / resume / stop records) and checkpoint/ (the last complete
-// epoch, replaced atomically). A killed run resumes from checkpoint/: the metrics written after
-// it are cut off (the checkpoint records the log's length), so the log reads as one run.
+// A run folder: config.json (the resolved config; rewritten only when a resume changes
+// `epochs`), metrics.jsonl (one JSON object per line: step / epoch / eval / resume / extend /
+// stop records) and checkpoint/ (the end of the last epoch, or a point inside an epoch when
+// `checkpointEveryMinutes` passed; replaced atomically). A killed run resumes from checkpoint/:
+// the metrics written after it are cut off (the checkpoint records the log's length), so the log
+// reads as one run.
 import {
   appendFileSync,
   closeSync,
@@ -10,13 +12,18 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
+  rmSync,
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { findCheckpoint, loadCheckpoint, type TrainingState } from '../torch/io/checkpoint.js';
+import { findCheckpoint, loadCheckpoint, saveCheckpoint, type TrainingState } from '../torch/io/checkpoint.js';
+import { mixKey } from '../data/rng.js';
 import { writeFileAtomic } from '../torch/io/atomic.js';
 
-export type MetricsRecord = { kind: 'step' | 'epoch' | 'eval' | 'resume' | 'stop' | 'start' } & Record<string, unknown>;
+export type MetricsRecord = {
+  kind: 'step' | 'epoch' | 'eval' | 'resume' | 'extend' | 'stop' | 'start';
+} & Record<string, unknown>;
 
 /** A non-finite loss: the run stops (after logging a `stop` record) instead of training on garbage. */
 export class TrainingDiverged extends Error {
@@ -34,20 +41,63 @@ export class TrainingDiverged extends Error {
   }
 }
 
-/** Where a run begins: epoch 0 of a fresh run, or the epoch after its last checkpoint. */
+/**
+ * How far into an epoch a mid-epoch checkpoint was written (the checkpoint's `progress.partial`;
+ * `progress.epoch` then stays the last complete epoch).
+ */
+export interface PartialEpoch {
+  epoch: number;
+  /** batches of `epoch` done */
+  batch: number;
+  /** sum of their losses, for the epoch's mean */
+  lossSum: number;
+}
+
+/** Where a run begins: epoch 0 of a fresh run, or where its last checkpoint stopped. */
 export interface RunStart {
   startEpoch: number;
+  /** batches of `startEpoch` already done (a mid-epoch checkpoint), else 0 */
+  startBatch: number;
   step: number;
   /** the epoch resumed at, null for a fresh run */
   resumedFrom: number | null;
   /** what the checkpoint saved beside the weights (epoch, step, metricsLength, ...), null when fresh */
   progress: Record<string, unknown> | null;
+  /** the epoch the checkpoint stopped inside, null when it was written at an epoch's end */
+  partial: PartialEpoch | null;
+}
+
+/**
+ * When a checkpoint inside an epoch is due: `everyMinutes` after the last one (or the start of
+ * this process), so a kill loses at most that much work. 0: only at epoch ends.
+ */
+export class CheckpointClock {
+  private last: number;
+
+  constructor(
+    readonly everyMinutes: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    if (!(everyMinutes >= 0)) throw new RangeError(`checkpointEveryMinutes must be ≥ 0, got ${everyMinutes}`);
+    this.last = now();
+  }
+
+  due(): boolean {
+    return this.everyMinutes > 0 && this.now() - this.last >= this.everyMinutes * 60_000;
+  }
+
+  /** A checkpoint was written now. */
+  reset(): void {
+    this.last = this.now();
+  }
 }
 
 export class RunDir {
   readonly configPath: string;
   readonly metricsPath: string;
   readonly checkpointDir: string;
+  /** the run's length (config key `epochs`) since resumeOrStart, saved in each checkpoint */
+  private epochs: number | null = null;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -67,13 +117,16 @@ export class RunDir {
   }
 
   writeConfig(config: Record<string, unknown>): void {
-    writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+    named(this.configPath, () => writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n')));
   }
 
   /**
    * Resumes from the last checkpoint into `state` — refusing, naming the keys and values, a
    * config that would not continue the same run (keys outside `freeKeys` changed) — or starts a
    * fresh run: config.json, an empty log and a `start` record. Only the lead rank writes.
+   * `epochs` may change on resume, as MAE's resume allows (the schedules, computed from it and
+   * the global step, follow the new length), but not below the epochs done: the new value is
+   * written to config.json and an `extend` record to the log.
    */
   resumeOrStart(o: {
     config: Record<string, unknown>;
@@ -84,18 +137,22 @@ export class RunDir {
     /** fields of the `start` record */
     start: Record<string, unknown>;
   }): RunStart {
+    if (o.lead) {
+      for (const f of this.removeStaleTemps()) o.log(`removed ${f}, left behind by an interrupted write`);
+    }
     const ckpt = this.checkpoint();
     if (!ckpt) {
+      this.epochs = typeof o.config.epochs === 'number' ? o.config.epochs : null;
       if (o.lead) {
         this.writeConfig(o.config);
         this.resetMetrics();
         this.log({ kind: 'start', ...o.start });
       }
-      return { startEpoch: 0, step: 0, resumedFrom: null, progress: null };
+      return { startEpoch: 0, startBatch: 0, step: 0, resumedFrom: null, progress: null, partial: null };
     }
     const saved = this.readConfig();
     if (saved) {
-      const diff = configMismatch(saved, o.config, o.freeKeys);
+      const diff = configMismatch(saved, o.config, [...o.freeKeys, 'epochs']);
       if (diff.length) {
         const change = (k: string): string => `${k}: ${JSON.stringify(saved[k])} → ${JSON.stringify(o.config[k])}`;
         throw new Error(
@@ -104,15 +161,82 @@ export class RunDir {
         );
       }
     }
-    const progress = loadCheckpoint(ckpt, o.state);
-    const startEpoch = Number(progress.epoch) + 1;
+    const progress = readProgress(ckpt);
+    const partial = partialOf(progress);
+    const startEpoch = partial ? partial.epoch : Number(progress.epoch) + 1;
+    const startBatch = partial ? partial.batch : 0;
     const step = Number(progress.step);
+    const epochs = o.config.epochs;
+    // the checkpoint's own length (config.json already has the new one if a run extended then
+    // was killed before its next checkpoint, whose log the resume cuts)
+    const before = typeof progress.epochs === 'number' ? progress.epochs : saved?.epochs;
+    const extend = typeof epochs === 'number' && typeof before === 'number' && epochs !== before;
+    // a partly done epoch counts as done: its first batches were trained on the old schedule
+    const done = startEpoch + (startBatch > 0 ? 1 : 0);
+    if (typeof epochs === 'number' && epochs < done) {
+      throw new Error(
+        `${this.dir}: epochs ${epochs} is less than the ${done} epochs this run has done` +
+          (partial ? ` (epoch ${partial.epoch} partly)` : '') +
+          `; give epochs ≥ ${done} to continue it, or another --out`,
+      );
+    }
+    loadCheckpoint(ckpt, o.state);
+    this.epochs = typeof epochs === 'number' ? epochs : null;
     if (o.lead) {
       this.truncateMetrics(Number(progress.metricsLength));
-      this.log({ kind: 'resume', epoch: startEpoch, step });
-      o.log(`resuming ${this.dir} at epoch ${startEpoch} (step ${step})`);
+      this.log({ kind: 'resume', epoch: startEpoch, step, ...(partial ? { batch: startBatch } : {}) });
+      o.log(
+        `resuming ${this.dir} at epoch ${startEpoch}` + (partial ? `, batch ${startBatch}` : '') + ` (step ${step})`,
+      );
+      if (saved && saved.epochs !== epochs) this.writeConfig({ ...saved, epochs });
+      if (extend) {
+        this.log({ kind: 'extend', epoch: startEpoch, step, fromEpochs: before, toEpochs: epochs });
+        o.log(
+          `epochs ${before} → ${epochs}: the learning-rate and momentum schedules follow the new length from step ${step}`,
+        );
+      }
     }
-    return { startEpoch, step, resumedFrom: startEpoch, progress };
+    return { startEpoch, startBatch, step, resumedFrom: startEpoch, progress, partial };
+  }
+
+  /**
+   * Removes what an interrupted write left in the run folder: checkpoint temporary folders and
+   * temporary files of processes that no longer run (or of this pid, reused: nothing of this
+   * process is being written yet), and the previous checkpoint kept by a save that was killed
+   * after its new folder was in place. Returns the names removed.
+   */
+  removeStaleTemps(): string[] {
+    if (!existsSync(this.dir)) return [];
+    const removed: string[] = [];
+    const complete = existsSync(join(this.checkpointDir, 'state.json'));
+    for (const f of readdirSync(this.dir)) {
+      const m = /^\..+\.(tmp|old)-(\d+)(-[a-z0-9]+)?$/.exec(f);
+      if (!m) continue;
+      const pid = Number(m[2]);
+      if (pid !== process.pid && alive(pid)) continue;
+      // an old checkpoint is the one to resume from until the new one is complete
+      if (m[1] === 'old' && !complete) continue;
+      rmSync(join(this.dir, f), { recursive: true, force: true });
+      removed.push(f);
+    }
+    return removed;
+  }
+
+  /**
+   * Writes checkpoint/ with `progress` and the log's length. Inside an epoch (`partial` given)
+   * `progress.epoch` is the last complete epoch and `progress.partial` says how far `partial.epoch` got.
+   */
+  save(
+    state: TrainingState,
+    progress: { epoch: number; step: number } & Record<string, unknown>,
+    partial?: PartialEpoch,
+  ): void {
+    const p = partial ? { ...progress, epoch: partial.epoch - 1, partial } : progress;
+    const epochs = this.epochs === null ? {} : { epochs: this.epochs };
+    saveCheckpoint(this.checkpointDir, {
+      ...state,
+      progress: { ...p, ...epochs, metricsLength: this.metricsLength() },
+    });
   }
 
   /** Bytes in metrics.jsonl now (stored in checkpoints). */
@@ -137,7 +261,9 @@ export class RunDir {
   }
 
   log(record: MetricsRecord): void {
-    appendFileSync(this.metricsPath, JSON.stringify({ ...record, time: Date.now() }) + '\n');
+    named(this.metricsPath, () =>
+      appendFileSync(this.metricsPath, JSON.stringify({ ...record, time: Date.now() }) + '\n'),
+    );
   }
 
   /** The records of metrics.jsonl (a torn last line is ignored). */
@@ -153,6 +279,51 @@ export class RunDir {
       }
     }
     return out;
+  }
+}
+
+/**
+ * The seed of the generator that batch `batch` of `epoch` on `rank` draws its augmentations and
+ * masks from: a resumed run — from an epoch's end or inside one — and every rank of a
+ * distributed run reproduce exactly what an uninterrupted run draws.
+ */
+export function batchSeed(seed: number, epoch: number, rank: number, batch: number): number {
+  return mixKey(seed, epoch, rank, batch) % 2 ** 53;
+}
+
+/** The `progress` of the checkpoint folder `dir` (without loading its tensors). */
+function readProgress(dir: string): Record<string, unknown> {
+  const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { progress?: Record<string, unknown> };
+  return state.progress ?? {};
+}
+
+function partialOf(progress: Record<string, unknown>): PartialEpoch | null {
+  const p = progress.partial as Partial<PartialEpoch> | undefined;
+  if (!p) return null;
+  if (!Number.isInteger(p.epoch) || !Number.isInteger(p.batch) || typeof p.lossSum !== 'number') {
+    throw new Error(
+      `checkpoint progress.partial is malformed: ${JSON.stringify(p)} (expected {epoch, batch, lossSum})`,
+    );
+  }
+  return { epoch: p.epoch!, batch: p.batch!, lossSum: p.lossSum };
+}
+
+/** Runs a write; a failure (full disk, no permission) names the file, which Node's message does not. */
+function named(path: string, write: () => void): void {
+  try {
+    write();
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw Object.assign(new Error(`could not write ${path} (${err.message})`), { code: err.code });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -136,3 +136,66 @@ test('bad data for the evaluation commands names the problem', () => {
   assert.equal(rep.status, 1);
   assert.match(rep.stderr, /no-run/);
 });
+
+test('finetune: kill -9 after a mid-epoch checkpoint resumes bit-identical; a larger --epochs then continues it', async () => {
+  const args = [...COMMON, '--checkpoint', PRE, '--epochs', '2', '--warmup-epochs', '1'];
+  const ref = join(tmp, 'ft-mid-ref');
+  const r = mmoco(['finetune', ...args, '--checkpoint-every-minutes', '0', '--out', ref]);
+  assert.equal(r.status, 0, r.stderr);
+
+  const out = join(tmp, 'ft-mid');
+  const run = ['finetune', ...args, '--checkpoint-every-minutes', '0.0003', '--out', out];
+  const child = spawn(process.execPath, [CLI, ...run], { stdio: 'ignore' });
+  let finished = false;
+  const exited = new Promise<number | null>((res) =>
+    child.on('exit', (code) => {
+      finished = true;
+      res(code);
+    }),
+  );
+  type P = { epoch: number; step: number; partial?: { epoch: number; batch: number } };
+  const progress = (): P | null => {
+    try {
+      return (JSON.parse(readFileSync(join(out, 'checkpoint', 'state.json'), 'utf8')) as { progress: P }).progress;
+    } catch {
+      return null; // not there yet, or between a save's renames
+    }
+  };
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    const p = progress();
+    // inside epoch 1 with 3 of its 5 steps left
+    if (p?.partial && p.partial.epoch === 1 && p.partial.batch <= 2) break;
+    if (finished || Date.now() > deadline)
+      throw new Error('no mid-epoch checkpoint inside epoch 1 before the run ended');
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  child.kill('SIGKILL');
+  assert.equal(await exited, null, 'killed, not finished');
+  const at = progress()!;
+  assert.ok(at.partial, JSON.stringify(at));
+  const again = mmoco(run);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, new RegExp(`resuming .* at epoch 1, batch ${at.partial.batch} \\(step ${at.step}\\)`));
+  const pick = (dir: string): unknown[] =>
+    records(dir)
+      .filter((x) => x.kind === 'step' || x.kind === 'eval')
+      .map((x) => [x.kind, x.step ?? x.epoch, x.loss, x.lr, x.top1, x.trainLoss]);
+  assert.deepEqual(pick(out), pick(ref));
+  for (const f of ['checkpoint/model.safetensors', 'checkpoint/optimizer.safetensors', 'best.safetensors'])
+    assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(ref, f))), `${f} differs`);
+
+  // the finished fine-tune, one epoch longer
+  const more = mmoco(['finetune', ...args.slice(0, -4), '--epochs', '3', '--warmup-epochs', '1', '--out', out]);
+  assert.equal(more.status, 0, more.stderr);
+  const rs = records(out);
+  assert.deepEqual(
+    rs.filter((x) => x.kind === 'eval').map((x) => x.epoch),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    rs.filter((x) => x.kind === 'extend').map((x) => [x.step, x.fromEpochs, x.toEpochs]),
+    [[10, 2, 3]],
+  );
+  assert.equal(rs.filter((x) => x.kind === 'step').length, 15);
+});

@@ -5,7 +5,7 @@
 // the key, the value, the allowed values or the path.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -282,4 +282,183 @@ test('export writes the online backbone with timm names; info describes run and 
   const bad = mmoco(['export', tmp]);
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /no checkpoint in this folder/);
+});
+
+/** An uninterrupted 2-epoch run of 8 steps per epoch (no mid-epoch checkpoints), made once. */
+const LONG = ['--epochs', '2', '--warmup-epochs', '1', '--max-steps-per-epoch', '8'];
+let uninterrupted: string | null = null;
+function reference(): string {
+  if (uninterrupted) return uninterrupted;
+  const dir = join(tmp, 'ref-long');
+  const r = mmoco(['pretrain', ...TINY, ...LONG, '--checkpoint-every-minutes', '0', '--out', dir]);
+  assert.equal(r.status, 0, r.stderr);
+  return (uninterrupted = dir);
+}
+
+/** The final state of two runs is bit-identical: checkpoint files and every logged step. */
+function assertSameRun(a: string, b: string): void {
+  for (const f of ['model.safetensors', 'optimizer.safetensors', 'optimizer.json']) {
+    assert.ok(readFileSync(join(a, 'checkpoint', f)).equals(readFileSync(join(b, 'checkpoint', f))), `${f} differs`);
+  }
+  const sa = steps(metrics(a));
+  const sb = steps(metrics(b));
+  assert.deepEqual(
+    sb.map((s) => [s.step, s.loss, s.lr, s.momentum]),
+    sa.map((s) => [s.step, s.loss, s.lr, s.momentum]),
+  );
+  const ea = metrics(a).filter((r) => r.kind === 'epoch');
+  const eb = metrics(b).filter((r) => r.kind === 'epoch');
+  assert.deepEqual(
+    eb.map((e) => [e.epoch, e.loss]),
+    ea.map((e) => [e.epoch, e.loss]),
+  );
+}
+
+interface Progress {
+  epoch: number;
+  step: number;
+  partial?: { epoch: number; batch: number; lossSum: number };
+}
+
+function progressOf(dir: string): Progress | null {
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'checkpoint', 'state.json'), 'utf8')) as { progress: Progress }).progress;
+  } catch {
+    return null; // not written yet, or between the two renames of a save
+  }
+}
+
+test('pretrain: kill -9 inside an epoch after a mid-epoch checkpoint; the same command resumes from it, bit-identical', async () => {
+  const ref = reference();
+  const out = join(tmp, 'mid-epoch');
+  // 0.0005 minutes: a checkpoint every 30 ms, i.e. after about every step of this tiny model
+  const args = ['pretrain', ...TINY, ...LONG, '--checkpoint-every-minutes', '0.0005', '--out', out];
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore' });
+  let finished = false;
+  const exited = new Promise<number | null>((res) =>
+    child.on('exit', (code) => {
+      finished = true;
+      res(code);
+    }),
+  );
+  const deadline = Date.now() + 240_000;
+  // a checkpoint inside epoch 1 with at least 3 steps of it left (no epoch-end save can follow at once)
+  for (;;) {
+    const p = progressOf(out);
+    if (p?.partial && p.partial.epoch === 1 && p.partial.batch <= 5) break;
+    if (finished || Date.now() > deadline)
+      throw new Error('no mid-epoch checkpoint inside epoch 1 before the run ended');
+    await new Promise((res) => setTimeout(res, 5));
+  }
+  child.kill('SIGKILL');
+  assert.equal(await exited, null, 'killed, not finished');
+  const at = progressOf(out)!;
+  assert.ok(at.partial, `the checkpoint is still a mid-epoch one: ${JSON.stringify(at)}`);
+  assert.equal(at.epoch, 0, 'progress.epoch is the last complete epoch');
+  assert.equal(at.step, 8 + at.partial.batch);
+  // what the kill lost: only the steps logged after that checkpoint
+  const lost = steps(metrics(out)).filter((s) => s.step! >= at.step).length;
+  assert.ok(lost <= 8 - at.partial.batch, `lost ${lost} steps`);
+
+  const resumed = mmoco(args);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`resuming .* at epoch 1, batch ${at.partial.batch} \\(step ${at.step}\\)`));
+  assertSameRun(ref, out);
+  // without a TTY: a line per 10 % of an epoch, counted from the resume point, with images/s and ETA
+  const lines = resumed.stderr.split('\n').filter((l) => /^\d+\/8 \(\d+%\) epoch 2\/2 /.test(l));
+  assert.deepEqual(
+    lines.map((l) => Number(l.split('/')[0])),
+    Array.from({ length: 7 - at.partial.batch }, (_, k) => at.partial!.batch + 1 + k),
+  );
+  for (const l of lines.slice(1)) assert.match(l, / loss \d+\.\d{4} lr \S+ \d+\.\d img\/s eta \d+s$/);
+  const resumes = metrics(out).filter((r) => r.kind === 'resume') as (Rec & { batch?: number })[];
+  assert.deepEqual(
+    resumes.map((r) => [r.epoch, r.step, r.batch]),
+    [[1, at.step, at.partial.batch]],
+  );
+});
+
+test('pretrain: a full disk at the second checkpoint names the path and leaves no temporary folder; the rerun is bit-identical', () => {
+  const ref = reference();
+  const out = join(tmp, 'full-disk');
+  const args = ['pretrain', ...TINY, ...LONG, '--checkpoint-every-minutes', '0', '--out', out];
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    timeout: 300_000,
+    env: { ...process.env, MMOCO_FAIL_CHECKPOINT: '2' },
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(
+    r.stderr,
+    /could not write checkpoint \S*full-disk\/checkpoint \(ENOSPC: no space left on device, write\); the previous checkpoint \(end of epoch 0, step 8\) is intact/,
+  );
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.startsWith('.')),
+    [],
+    'no temporary folder',
+  );
+  assert.equal(progressOf(out)!.epoch, 0);
+  // what a kill during a write leaves behind (a dead writer's folder) goes at the next start
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  mkdirSync(join(out, `.checkpoint.tmp-${dead}`));
+  writeFileSync(join(out, `.checkpoint.tmp-${dead}`, 'model.safetensors'), 'torn');
+  const again = mmoco(args);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stderr, new RegExp(`removed \\.checkpoint\\.tmp-${dead}, left behind by an interrupted write`));
+  assert.match(again.stderr, /resuming .* at epoch 1 \(step 8\)/);
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.startsWith('.')),
+    [],
+  );
+  assertSameRun(ref, out);
+});
+
+test('pretrain: a finished run continues with a larger --epochs (schedules over the new length, extend record, report marker)', () => {
+  const out = join(tmp, 'extended');
+  const base = ['pretrain', ...TINY, '--warmup-epochs', '1', '--max-steps-per-epoch', '4', '--knn-every', '0'];
+  const first = mmoco([...base, '--epochs', '2', '--out', out]);
+  assert.equal(first.status, 0, first.stderr);
+  const before = steps(metrics(out));
+  const r = mmoco([...base, '--epochs', '3', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /resuming .* at epoch 2 \(step 8\)/);
+  assert.match(r.stderr, /epochs 2 → 3: the learning-rate and momentum schedules follow the new length from step 8/);
+  const rs = metrics(out);
+  const st = steps(rs);
+  assert.deepEqual(
+    st.map((s) => s.step),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+  );
+  assert.deepEqual(st.slice(0, 8), before, 'the first two epochs are kept as they were');
+  assert.deepEqual(
+    rs.filter((x) => x.kind === 'epoch').map((e) => e.epoch),
+    [0, 1, 2],
+  );
+  const ext = rs.filter((x) => x.kind === 'extend') as (Rec & { fromEpochs: number; toEpochs: number })[];
+  assert.deepEqual(
+    ext.map((e) => [e.epoch, e.step, e.fromEpochs, e.toEpochs]),
+    [[2, 8, 2, 3]],
+  );
+  // lr and momentum of the new steps follow warm-up + cosine and the momentum cosine over 3 epochs
+  const peak = (1.5e-4 * 16) / 256;
+  for (const s of st.slice(8)) {
+    const e = s.step! / 4;
+    const lr = 0.5 * peak * (1 + Math.cos((Math.PI * (e - 1)) / 2));
+    const m = 1 - 0.5 * (1 + Math.cos((Math.PI * e) / 3)) * (1 - 0.99);
+    assert.ok(Math.abs(s.lr! - lr) <= 1e-12 * peak, `lr of step ${s.step}: ${s.lr} vs ${lr}`);
+    assert.ok(Math.abs(s.momentum! - m) <= 1e-12, `momentum of step ${s.step}`);
+  }
+  assert.equal((JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { epochs: number }).epochs, 3);
+  // the report marks where the run was extended
+  const rep = mmoco(['report', out]);
+  assert.equal(rep.status, 0, rep.stderr);
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /epochs 2 → 3/);
+  // fewer epochs than done, or another changed key, are refused naming them
+  const fewer = mmoco([...base, '--epochs', '2', '--out', out]);
+  assert.equal(fewer.status, 1);
+  assert.match(fewer.stderr, /epochs 2 is less than the 3 epochs this run has done; give epochs ≥ 3/);
+  const other = mmoco([...base, '--epochs', '4', '--blr', '3e-4', '--out', out]);
+  assert.equal(other.status, 1);
+  assert.match(other.stderr, /holds a run with a different config \(blr: 0\.00015 → 0\.0003\)/);
+  assert.equal(steps(metrics(out)).length, 12, 'a refused command trains nothing');
 });

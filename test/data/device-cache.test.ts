@@ -52,6 +52,12 @@ test('CachedLoader gives the DataLoader batches for every rank and epoch', async
       assert.deepEqual(got.labels, want.labels, `rank ${rank}/${world} epoch ${epoch}: labels`);
       assert.deepEqual(got.images, want.images, `rank ${rank}/${world} epoch ${epoch}: pixels`);
     }
+    // a resume inside an epoch starts at the same batch on both
+    const want = await collect(loader.epoch(1, { from: 2 }));
+    const got = await collect(cached.epoch(1, { from: 2 }));
+    assert.equal(got.idx.length, loader.length - 2);
+    assert.deepEqual(got.idx, want.idx);
+    assert.deepEqual(got.images, want.images);
   }
   cache.dispose();
   assert.equal(liveTensors(), before, 'the cache and its batches leave no tensor behind');

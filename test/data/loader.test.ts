@@ -417,3 +417,43 @@ test('centerCrop at batch assembly equals perSample centerCrop, padding included
   }
   assert.throws(() => new DataLoader(ds, { batchSize: 2, centerCrop: 0 }), /centerCrop must be an integer ≥ 1, got 0/);
 });
+
+test('from: an epoch started at batch k gives the tail of the whole epoch and reads none of the batches before it', async () => {
+  const ds = new SlowDataset(37, 0);
+  const loader = new DataLoader(ds, { batchSize: 5, seed: 3, workers: 2, prefetch: 2 });
+  const whole = await collect(loader, 2);
+  assert.equal(whole.length, 8);
+  ds.log.length = 0;
+  const tail: Batch[] = [];
+  for await (const b of loader.epoch(2, { from: 5 })) tail.push(b);
+  assert.deepEqual(
+    tail.map((b) => b.batch),
+    [5, 6, 7],
+  );
+  for (const [j, b] of tail.entries()) {
+    const w = whole[5 + j]!;
+    assert.deepEqual(b.indices, w.indices);
+    assert.deepEqual(b.images.toTypedArray(), w.images.toTypedArray());
+    assert.deepEqual(b.labels.toTypedArray(), w.labels.toTypedArray());
+  }
+  // only the samples of batches 5.. were read
+  const read = ds.log.map((l) => Number(l.split(' ')[1])).sort((a, b) => a - b);
+  assert.deepEqual(
+    read,
+    whole
+      .slice(5)
+      .flatMap((b) => b.indices)
+      .sort((a, b) => a - b),
+  );
+  // from = length: nothing left of the epoch
+  const none: Batch[] = [];
+  for await (const b of loader.epoch(2, { from: 8 })) none.push(b);
+  assert.equal(none.length, 0);
+  for (const bad of [-1, 9, 1.5])
+    assert.throws(
+      () => loader.epoch(2, { from: bad }),
+      /from must be an integer in \[0, 8\] \(batches per epoch\), got/,
+    );
+  disposeAll(whole);
+  disposeAll(tail);
+});

@@ -235,3 +235,54 @@ test('report size for a 10k-step run', async () => {
   console.log(`10k-step report: report.html ${size} bytes, ${pngs.length} PNGs ${pngBytes} bytes`);
   assert.ok(size < 400_000);
 });
+
+test('an extended run: the extend record sets the planned epochs and is marked on the step and epoch charts', async () => {
+  const lines = [
+    { kind: 'start', epochs: 2, time: 0 },
+    ...[0, 1, 2, 3].map((s) => ({ kind: 'step', epoch: s >> 1, step: s, loss: 3 - s / 10, time: 1000 * (s + 1) })),
+    { kind: 'epoch', epoch: 0, epochs: 2, loss: 2.95, time: 2500 },
+    { kind: 'epoch', epoch: 1, epochs: 2, loss: 2.75, time: 4500 },
+    { kind: 'resume', epoch: 2, step: 4, time: 100_000 },
+    { kind: 'extend', epoch: 2, step: 4, fromEpochs: 2, toEpochs: 3, time: 100_000 },
+    ...[4, 5].map((s) => ({ kind: 'step', epoch: 2, step: s, loss: 3 - s / 10, time: 100_000 + 1000 * (s - 3) })),
+    { kind: 'epoch', epoch: 2, epochs: 3, loss: 2.55, time: 102_500 },
+  ];
+  const log = parseMetrics(lines.map((l) => JSON.stringify(l)).join('\n'));
+  assert.deepEqual(log.extensions, [{ epoch: 2, step: 4, fromEpochs: 2, toEpochs: 3, time: 100_000, x: 4 }]);
+  assert.equal(log.plannedEpochs, 3);
+  // before an epoch of the new length is done, the extend record alone says so
+  assert.equal(
+    parseMetrics(
+      lines
+        .slice(0, -1)
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    ).plannedEpochs,
+    3,
+  );
+  assert.equal(
+    parseMetrics(
+      lines
+        .slice(0, 7)
+        .map((l) => JSON.stringify(l))
+        .join('\n'),
+    ).plannedEpochs,
+    2,
+  );
+  const dir = tempDir();
+  writeFileSync(join(dir, 'metrics.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ command: 'pretrain', epochs: 3 }));
+  const r = await writeReport(dir, { png: false });
+  const html = readFileSync(r.html, 'utf8');
+  const c = charts(html);
+  assert.match(c.get('loss')!, /epochs 2 → 3/);
+  assert.match(html, /completed; epochs 2 → 3 at step 4/);
+  assert.match(html, /3 \/ 3|3<\/[^>]+>\s*\/\s*3/);
+  // a resume from before the extension drops it (the resumed run logs it again if it extends)
+  const cut = parseMetrics(
+    [...lines.slice(0, 8), { kind: 'resume', epoch: 1, step: 2, time: 200_000 }]
+      .map((l) => JSON.stringify(l))
+      .join('\n'),
+  );
+  assert.equal(cut.extensions.length, 0);
+});

@@ -1,7 +1,7 @@
 // Training-state checkpoints: a folder of safetensors + JSON that round-trips modules,
 // stateful objects and RNG state, replaced atomically, with errors that say what is wrong.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -121,5 +121,61 @@ test('a checkpoint that does not fit says which file and which keys', () => {
   assert.throws(
     () => loadCheckpoint(dir, { modules: { model: new Tiny() } }),
     /model\.safetensors.*shorter than the 8-byte header/,
+  );
+});
+
+test('a failed write names the folder and the intact previous checkpoint, and leaves no temporary folder', () => {
+  const root = tmp();
+  const dir = join(root, 'ckpt');
+  const a = new Tiny();
+  saveCheckpoint(dir, { modules: { model: a }, progress: { epoch: 2, step: 30 } });
+  const before = readFileSync(join(dir, 'model.safetensors'));
+  // a full disk while the next one is written (after its first file)
+  process.env.MMOCO_FAIL_CHECKPOINT = '1';
+  try {
+    torch.noGrad(() => a.w.add_(1));
+    assert.throws(
+      () => saveCheckpoint(dir, { modules: { model: a }, progress: { epoch: 3, step: 40 } }),
+      (e: Error & { code?: string }) =>
+        e.message ===
+          `could not write checkpoint ${dir} (ENOSPC: no space left on device, write); ` +
+            'the previous checkpoint (end of epoch 2, step 30) is intact' && e.code === 'ENOSPC',
+    );
+  } finally {
+    delete process.env.MMOCO_FAIL_CHECKPOINT;
+  }
+  assert.deepEqual(readdirSync(root), ['ckpt'], 'no temporary folder remains');
+  assert.deepEqual(readFileSync(join(dir, 'model.safetensors')), before);
+  assert.deepEqual(loadCheckpoint(dir, { modules: { model: new Tiny() } }), { epoch: 2, step: 30 });
+  // once there is space again the same save works
+  saveCheckpoint(dir, { modules: { model: a }, progress: { epoch: 3, step: 40 } });
+  assert.deepEqual(loadCheckpoint(dir, { modules: { model: new Tiny() } }), { epoch: 3, step: 40 });
+
+  // a mid-epoch checkpoint is described by how far its epoch got; no permission, no previous one
+  const other = join(root, 'second');
+  saveCheckpoint(other, {
+    modules: { model: a },
+    progress: { epoch: 0, step: 17, partial: { epoch: 1, batch: 7, lossSum: 1 } },
+  });
+  process.env.MMOCO_FAIL_CHECKPOINT = '1:EACCES';
+  try {
+    assert.throws(
+      () => saveCheckpoint(other, { modules: { model: a } }),
+      /^Error: could not write checkpoint .*second \(EACCES: permission denied, write\); the previous checkpoint \(inside epoch 1, 7 batches done, step 17\) is intact$/,
+    );
+    process.env.MMOCO_FAIL_CHECKPOINT = '1:EACCES '; // a new value: counts from the next save again
+    assert.throws(
+      () => saveCheckpoint(join(root, 'fresh'), { modules: { model: a } }),
+      /could not write checkpoint .*fresh \(EACCES: .*\); there is no previous checkpoint$/,
+    );
+  } finally {
+    delete process.env.MMOCO_FAIL_CHECKPOINT;
+  }
+  assert.deepEqual(readdirSync(root).sort(), ['ckpt', 'second']);
+  // a real failure, not injected: the parent is a file
+  writeFileSync(join(root, 'file'), 'x');
+  assert.throws(
+    () => saveCheckpoint(join(root, 'file', 'ckpt'), { modules: { model: a } }),
+    /could not write checkpoint .*file\/ckpt \((ENOTDIR|EEXIST)[^)]*\); there is no previous checkpoint/,
   );
 });

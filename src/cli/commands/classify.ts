@@ -1,6 +1,6 @@
 // `mmoco linprobe` and `mmoco finetune`: config, progress, the run (src/train/classify.ts).
 import { runClassification } from '../../train/classify.js';
-import { ProgressBar, formatSeconds } from '../progress.js';
+import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
 import { commandHelp, defaultOut, resolveCommand } from './common.js';
 
 async function classify(kind: 'linprobe' | 'finetune', argv: readonly string[], about: string): Promise<number> {
@@ -18,12 +18,7 @@ async function classify(kind: 'linprobe' | 'finetune', argv: readonly string[], 
       bar.clear();
       console.error(m);
     },
-    onStep: (s) =>
-      bar.update(
-        s.batch + 1,
-        s.batches,
-        `epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)}`,
-      ),
+    onStep: stepReporter(bar),
     onEpoch: (e) => {
       bar.clear();
       console.error(

@@ -2,7 +2,7 @@
 // Debian's package) or any image folder (--data), evaluate it against the same ViT at its
 // initialisation by kNN and a linear probe, print both, and write the report.
 import { runDemoPipeline } from '../../train/demo.js';
-import { ProgressBar, formatSeconds } from '../progress.js';
+import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
 import { parseArgs } from '../args.js';
 import { PRETRAIN_SCHEMA, resolveConfig } from '../../train/config.js';
 import { commandHelp, defaultOut } from './common.js';
@@ -30,12 +30,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
       bar.clear();
       console.error(m);
     },
-    onStep: (s) =>
-      bar.update(
-        s.batch + 1,
-        s.batches,
-        `epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(4)} ${s.imagesPerSec.toFixed(1)} img/s`,
-      ),
+    onStep: stepReporter(bar),
     onEpoch: (e) => {
       bar.clear();
       const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;

@@ -1,6 +1,6 @@
-// `mmoco pretrain`: the config, a progress bar on a TTY (a line per epoch otherwise), the run.
+// `mmoco pretrain`: the config, a progress bar on a TTY (lines per 10 % of an epoch otherwise), the run.
 import { pretrain } from '../../train/pretrain.js';
-import { ProgressBar, formatSeconds } from '../progress.js';
+import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
 import { commandHelp, defaultOut, resolveCommand } from './common.js';
 
 export const PRETRAIN_USAGE = 'mmoco pretrain [--config <preset>] [--data <folder>] [--out <run>] [options]';
@@ -20,22 +20,12 @@ export async function pretrainCommand(argv: readonly string[]): Promise<number> 
   }
   const cfg = { ...r.config, out: defaultOut(r.config.out, r.preset, 'pretrain') };
   const bar = new ProgressBar();
-  const t0 = Date.now();
   const result = await pretrain(cfg, {
     log: (m) => {
       bar.clear();
       console.error(m);
     },
-    onStep: (s) => {
-      const done = s.batch + 1;
-      const eta = ((Date.now() - t0) / 1000 / (s.step + 1)) * (s.batches - done);
-      bar.update(
-        done,
-        s.batches,
-        `epoch ${s.epoch + 1}/${cfg.epochs} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} ` +
-          `${s.imagesPerSec.toFixed(1)} img/s eta ${formatSeconds(eta)}`,
-      );
-    },
+    onStep: stepReporter(bar),
     onEpoch: (e) => {
       bar.clear();
       const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;

@@ -70,16 +70,59 @@ function rngDevices(): string[] {
   return ['cpu', ...Array.from({ length: n }, (_, i) => `cuda:${i}`)];
 }
 
-/** Writes the training state to folder `dir`, replacing an older checkpoint there atomically. */
+/**
+ * Writes the training state to folder `dir`, replacing an older checkpoint there atomically.
+ * A failed write (full disk, no permission) removes its temporary folder and throws an error that
+ * names `dir`, the cause, and whether the previous checkpoint is intact.
+ */
 export function saveCheckpoint(dir: string, s: TrainingState): void {
   const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true });
   const tmp = join(parent, `.${basename(dir)}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
+  const old = join(parent, `.${basename(dir)}.old-${process.pid}`);
+  saves++;
+  try {
+    mkdirSync(parent, { recursive: true });
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp);
+    writeState(tmp, s);
+  } catch (e) {
+    removeQuietly(tmp);
+    throw saveError(dir, e);
+  }
+  const hadOld = existsSync(dir);
+  try {
+    if (hadOld) renameSync(dir, old);
+    renameSync(tmp, dir);
+  } catch (e) {
+    // put the previous checkpoint back where readers look for it
+    try {
+      if (hadOld && !existsSync(dir) && existsSync(old)) renameSync(old, dir);
+    } catch {
+      // findCheckpoint still finds it under its .old name
+    }
+    removeQuietly(tmp);
+    throw saveError(dir, e);
+  }
+  // the new checkpoint is in place; an old one left here is removed at the run's next start
+  removeQuietly(old);
+}
+
+/** Cleaning up after a failure must not hide the failure. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch {
+    // nothing there to remove, or it cannot be: the error being thrown says why
+  }
+}
+
+let saves = 0;
+
+function writeState(tmp: string, s: TrainingState): void {
   tidy(() => {
     for (const [name, m] of Object.entries(s.modules)) {
       safetensors.save(join(tmp, `${name}.safetensors`), m.stateDict(), { format: 'pt' });
+      injectedFault();
     }
     for (const [name, obj] of Object.entries(s.stateful ?? {})) {
       const tensors = new Map<string, Tensor>();
@@ -98,10 +141,68 @@ export function saveCheckpoint(dir: string, s: TrainingState): void {
     // written last: a folder without it is incomplete
     writeFileAtomic(join(tmp, STATE_FILE), Buffer.from(JSON.stringify(state, null, 1)));
   });
-  const old = join(parent, `.${basename(dir)}.old-${process.pid}`);
-  if (existsSync(dir)) renameSync(dir, old);
-  renameSync(tmp, dir);
-  rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * Fault injection for the tests of a failed write (a full disk cannot be made without root):
+ * MMOCO_FAIL_CHECKPOINT=<n>[:<code>] makes the n-th save from the first one that sees this value
+ * (in a new process: its n-th save) fail after its first file is written, as a write failing with
+ * <code> (default ENOSPC) would.
+ */
+function injectedFault(): void {
+  const spec = process.env.MMOCO_FAIL_CHECKPOINT;
+  if (!spec) {
+    fault = null;
+    return;
+  }
+  if (fault?.spec !== spec) fault = { spec, base: saves - 1 };
+  const [n, code = 'ENOSPC'] = spec.trim().split(':');
+  if (Number(n) !== saves - fault.base) return;
+  const text: Record<string, string> = {
+    ENOSPC: 'no space left on device',
+    EACCES: 'permission denied',
+    EIO: 'i/o error',
+  };
+  throw Object.assign(new Error(`${code}: ${text[code] ?? 'write failed'}, write`), { code, syscall: 'write' });
+}
+
+let fault: { spec: string; base: number } | null = null;
+
+/** "could not write checkpoint <dir> (<cause>); the previous checkpoint (...) is intact". */
+function saveError(dir: string, e: unknown): Error {
+  const cause = e instanceof Error ? e.message : String(e);
+  let prev: string | null = null;
+  try {
+    prev = findCheckpoint(dir);
+  } catch {
+    // the folder around it is unreadable too: there is none to speak of
+  }
+  let previous = 'there is no previous checkpoint';
+  if (prev) {
+    let at = '';
+    try {
+      const p = (JSON.parse(readFileSync(join(prev, STATE_FILE), 'utf8')) as { progress?: Record<string, unknown> })
+        .progress;
+      if (p) at = ` (${describeProgress(p)})`;
+    } catch {
+      // the message still says where it is
+    }
+    previous = `the previous checkpoint${at} is intact`;
+  }
+  return Object.assign(new Error(`could not write checkpoint ${dir} (${cause}); ${previous}`), {
+    code: (e as { code?: unknown }).code,
+  });
+}
+
+/** "epoch 3, step 120" / "epoch 2 step 50 of it": where a checkpoint's progress stands. */
+export function describeProgress(p: Record<string, unknown>): string {
+  const partial = p.partial as { epoch?: unknown; batch?: unknown } | undefined;
+  const parts: string[] = [];
+  if (partial && typeof partial.epoch === 'number')
+    parts.push(`inside epoch ${partial.epoch}, ${String(partial.batch)} batches done`);
+  else if (typeof p.epoch === 'number') parts.push(`end of epoch ${p.epoch}`);
+  if (typeof p.step === 'number') parts.push(`step ${p.step}`);
+  return parts.join(', ');
 }
 
 /**
