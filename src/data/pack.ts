@@ -165,7 +165,18 @@ export function packImageFolder(root: string, out: string, opts: PackOptions = {
     const headerAt: number[] = [];
     const headerLen: number[] = [];
     let sourceBytes = 0;
-    const splits: [string, { classes: string[]; names: string[]; offsets: number[]; lengths: number[]; hids: number[]; labels: number[]; bytes: number }][] = [];
+    const splits: [
+      string,
+      {
+        classes: string[];
+        names: string[];
+        offsets: number[];
+        lengths: number[];
+        hids: number[];
+        labels: number[];
+        bytes: number;
+      },
+    ][] = [];
     folders.forEach(([name, dir], s) => {
       const idx = indexImageFolder(dir, { cacheDir: false });
       if (idx.files.length === 0) throw new Error(`pack: split '${name}' (${dir}) holds no images`);
@@ -173,7 +184,15 @@ export function packImageFolder(root: string, out: string, opts: PackOptions = {
         opts.maxPerClass !== undefined
           ? perClass(idx.labels, opts.maxPerClass, new Rng(seed, s))
           : idx.files.map((_, i) => i);
-      const sp = { classes: idx.classes, names: [] as string[], offsets: [] as number[], lengths: [] as number[], hids: [] as number[], labels: [] as number[], bytes: 0 };
+      const sp = {
+        classes: idx.classes,
+        names: [] as string[],
+        offsets: [] as number[],
+        lengths: [] as number[],
+        hids: [] as number[],
+        labels: [] as number[],
+        bytes: 0,
+      };
       for (const i of keep) {
         const rel = idx.files[i]!;
         const bytes = readFileSync(join(idx.root, rel));
@@ -235,7 +254,12 @@ export function packImageFolder(root: string, out: string, opts: PackOptions = {
       splits: {},
     };
     for (const [name, sp] of splits) {
-      const index = { offsets: u64(sp.offsets), lengths: u32(sp.lengths), headers: i32(sp.hids), labels: i32(sp.labels) };
+      const index = {
+        offsets: u64(sp.offsets),
+        lengths: u32(sp.lengths),
+        headers: i32(sp.hids),
+        labels: i32(sp.labels),
+      };
       const text = Buffer.from(sp.names.join('\n'), 'utf8');
       const names = { offset: w.position, length: text.length };
       w.write(text);
@@ -334,14 +358,18 @@ export class Pack {
     const f = this.file;
     const d = this.data;
     const magic = d.toString('latin1', 0, 8);
-    if (magic !== PACK_MAGIC) throw new PackError(f, `not an mmoco pack (magic ${JSON.stringify(magic)}, expected "${PACK_MAGIC}")`);
+    if (magic !== PACK_MAGIC)
+      throw new PackError(f, `not an mmoco pack (magic ${JSON.stringify(magic)}, expected "${PACK_MAGIC}")`);
     const version = d.readUInt32LE(8);
     if (version !== PACK_VERSION) throw new PackError(f, `pack version ${version}, this reader knows ${PACK_VERSION}`);
     const jsonAt = Number(d.readBigUInt64LE(16));
     const jsonLen = Number(d.readBigUInt64LE(24));
     const total = Number(d.readBigUInt64LE(32));
     if (total !== d.length)
-      throw new PackError(f, `${total > d.length ? 'truncated' : 'has trailing bytes'}: the header says ${total} bytes, the file has ${d.length}`);
+      throw new PackError(
+        f,
+        `${total > d.length ? 'truncated' : 'has trailing bytes'}: the header says ${total} bytes, the file has ${d.length}`,
+      );
     if (jsonAt < FIXED || jsonAt + jsonLen !== d.length)
       throw new PackError(f, `JSON header at ${jsonAt}+${jsonLen} is not at the file's end (${d.length} bytes)`);
     let h: PackHeader;
@@ -352,7 +380,8 @@ export class Pack {
     }
     if (typeof h !== 'object' || h === null || h.format !== 'mmoco-pack')
       throw new PackError(f, `JSON header: format must be 'mmoco-pack'`);
-    if (h.version !== version) throw new PackError(f, `JSON header: version ${h.version} differs from the file's ${version}`);
+    if (h.version !== version)
+      throw new PackError(f, `JSON header: version ${h.version} differs from the file's ${version}`);
     if (typeof h.headers !== 'object' || h.headers === null) throw new PackError(f, 'JSON header: headers missing');
     if (typeof h.splits !== 'object' || h.splits === null || Object.keys(h.splits).length === 0)
       throw new PackError(f, 'JSON header: no splits');
@@ -360,10 +389,20 @@ export class Pack {
   }
 
   /** A typed array copied out of the file (copies are aligned; the arrays are small). */
-  private array<T>(what: string, at: unknown, n: number, width: number, make: (b: ArrayBufferLike) => T, end: number): T {
+  private array<T>(
+    what: string,
+    at: unknown,
+    n: number,
+    width: number,
+    make: (b: ArrayBufferLike) => T,
+    end: number,
+  ): T {
     const off = int(this.file, `${what} offset`, at);
     if (off < FIXED || off + n * width > end)
-      throw new PackError(this.file, `${what}: ${n} entries at ${off} run outside the file's index area (${FIXED}..${end})`);
+      throw new PackError(
+        this.file,
+        `${what}: ${n} entries at ${off} run outside the file's index area (${FIXED}..${end})`,
+      );
     return make(this.data.buffer.slice(this.data.byteOffset + off, this.data.byteOffset + off + n * width));
   }
 
@@ -377,7 +416,8 @@ export class Pack {
     const out = new Float64Array(count);
     for (let k = 0; k < count; k++) {
       const o = Number(at[k]!);
-      if (o < FIXED || o + len[k]! > end) throw new PackError(f, `shared header ${k}: ${o}+${len[k]} is outside the data`);
+      if (o < FIXED || o + len[k]! > end)
+        throw new PackError(f, `shared header ${k}: ${o}+${len[k]} is outside the data`);
       out[k] = o;
     }
     return { at: out, len };
@@ -404,9 +444,11 @@ export class Pack {
     const items = new Float64Array(4 * n);
     for (let i = 0; i < n; i++) {
       const o = Number(off[i]!);
-      if (o < FIXED || o + len[i]! > end) throw new PackError(f, `${what} image ${i}: bytes ${o}+${len[i]} are outside the data`);
+      if (o < FIXED || o + len[i]! > end)
+        throw new PackError(f, `${what} image ${i}: bytes ${o}+${len[i]} are outside the data`);
       const h = hid[i]!;
-      if (h < -1 || h >= hd.len.length) throw new PackError(f, `${what} image ${i}: header id ${h} not in -1..${hd.len.length - 1}`);
+      if (h < -1 || h >= hd.len.length)
+        throw new PackError(f, `${what} image ${i}: header id ${h} not in -1..${hd.len.length - 1}`);
       const l = labels[i]!;
       if (l < 0 || l >= s.classes.length)
         throw new PackError(f, `${what} image ${i}: label ${l} outside 0..${s.classes.length - 1}`);
@@ -514,7 +556,8 @@ export class PackedImages implements Dataset {
     const out = new Array<Sample | SampleError>(indices.length);
     const per = Math.max(8, Math.ceil(indices.length / limit.slots));
     const jobs: Promise<void>[] = [];
-    for (let s = 0; s < indices.length; s += per) jobs.push(this.decodePart(indices, s, Math.min(indices.length, s + per), limit, out));
+    for (let s = 0; s < indices.length; s += per)
+      jobs.push(this.decodePart(indices, s, Math.min(indices.length, s + per), limit, out));
     await Promise.all(jobs);
     return out;
   }
@@ -527,7 +570,8 @@ export class PackedImages implements Dataset {
     out: (Sample | SampleError)[],
   ): Promise<void> {
     const items = new Float64Array(4 * (to - from));
-    for (let k = from; k < to; k++) items.set(this.idx.items.subarray(4 * indices[k]!, 4 * indices[k]! + 4), 4 * (k - from));
+    for (let k = from; k < to; k++)
+      items.set(this.idx.items.subarray(4 * indices[k]!, 4 * indices[k]! + 4), 4 * (k - from));
     const native = await limit(() => decodeJpegBuffers(this.pack.data, items, Math.ceil(limit.slots / UV_POOL)));
     const rest: Promise<void>[] = [];
     native.forEach((r, j) => {
@@ -538,7 +582,8 @@ export class PackedImages implements Dataset {
         rest.push(
           limit(() => decodeImage(this.pack.bytes(this.split, i))).then(
             (image) => void (out[k] = { image, label: this.idx.labels[i]! }),
-            (e: unknown) => void (out[k] = new SampleError(this.source(i), i, e instanceof Error ? e.message : String(e))),
+            (e: unknown) =>
+              void (out[k] = new SampleError(this.source(i), i, e instanceof Error ? e.message : String(e))),
           ),
         );
     });

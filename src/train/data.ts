@@ -1,5 +1,6 @@
 // From the `data` / `valData` config strings to data sets and loaders: an ImageFolder tree
-// (train/ + val/ or test/ sub-folders, or classes directly), a CIFAR-10 binary folder,
+// (train/ + val/ or test/ sub-folders, or classes directly), a packed file (`.mmpack`, its
+// train and val/test splits), a CIFAR-10 binary folder,
 // Debian's Fashion-MNIST ('fashion-mnist') or the procedural set ('synthetic').
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import {
   ImageFolder,
   SyntheticImages,
   mnist,
+  openPack,
   resizeCenterCrop,
   subsetFraction,
   type Dataset,
@@ -36,6 +38,16 @@ function folderDataset(dir: string, split: 'train' | 'test'): Dataset {
   return new ImageFolder(dir);
 }
 
+/** A pack's 'train' split and its 'val' (else 'test') split, if any. */
+function packSplits(file: string): { train: Dataset; val: Dataset | null } {
+  if (!existsSync(file)) throw new ConfigError(`data pack not found: ${file}`);
+  const pack = openPack(file);
+  if (!pack.has('train'))
+    throw new ConfigError(`${file}: the pack has no 'train' split (it has ${pack.splits.join(', ')})`);
+  const v = ['val', 'test'].find((s) => pack.has(s));
+  return { train: pack.split('train'), val: v ? pack.split(v) : null };
+}
+
 /** Synthetic: 2,000 training and 500 validation images of 10 classes, 32 px. */
 const SYNTHETIC = { train: 2000, val: 500, size: 32 };
 
@@ -59,6 +71,8 @@ export function openData(data: string | null, valData: string | null = null): Da
   } else if (data === 'synthetic') {
     train = new SyntheticImages({ length: SYNTHETIC.train, size: SYNTHETIC.size, seed: 1 });
     val = new SyntheticImages({ length: SYNTHETIC.val, size: SYNTHETIC.size, seed: 2 });
+  } else if (data.endsWith('.mmpack')) {
+    ({ train, val } = packSplits(data));
   } else {
     if (!existsSync(data)) throw new ConfigError(`data folder not found: ${data}`);
     if (!isDir(data)) throw new ConfigError(`data must be a folder: ${data}`);
@@ -77,7 +91,10 @@ export function openData(data: string | null, valData: string | null = null): Da
       train = new ImageFolder(data);
     }
   }
-  if (valData) {
+  if (valData?.endsWith('.mmpack')) {
+    val = packSplits(valData).val;
+    if (!val) throw new ConfigError(`valData ${valData}: the pack has no val or test split`);
+  } else if (valData) {
     if (!isDir(valData)) throw new ConfigError(`valData folder not found: ${valData}`);
     val = folderDataset(valData, 'test');
   }
