@@ -12,6 +12,7 @@ import {
   mnist,
   openPack,
   resizeCenterCrop,
+  type Pack,
   subsetFraction,
   type Dataset,
 } from '../data/index.js';
@@ -38,14 +39,16 @@ function folderDataset(dir: string, split: 'train' | 'test'): Dataset {
   return new ImageFolder(dir);
 }
 
-/** A pack's 'train' split and its 'val' (else 'test') split, if any. */
-function packSplits(file: string): { train: Dataset; val: Dataset | null } {
+/** The pack `file`, opened (ConfigError when absent). */
+function openPackFile(file: string): Pack {
   if (!existsSync(file)) throw new ConfigError(`data pack not found: ${file}`);
-  const pack = openPack(file);
-  if (!pack.has('train'))
-    throw new ConfigError(`${file}: the pack has no 'train' split (it has ${pack.splits.join(', ')})`);
+  return openPack(file);
+}
+
+/** A pack's 'val' split, else its 'test' split, else null. */
+function packVal(pack: Pack): Dataset | null {
   const v = ['val', 'test'].find((s) => pack.has(s));
-  return { train: pack.split('train'), val: v ? pack.split(v) : null };
+  return v ? pack.split(v) : null;
 }
 
 /** Synthetic: 2,000 training and 500 validation images of 10 classes, 32 px. */
@@ -72,7 +75,11 @@ export function openData(data: string | null, valData: string | null = null): Da
     train = new SyntheticImages({ length: SYNTHETIC.train, size: SYNTHETIC.size, seed: 1 });
     val = new SyntheticImages({ length: SYNTHETIC.val, size: SYNTHETIC.size, seed: 2 });
   } else if (data.endsWith('.mmpack')) {
-    ({ train, val } = packSplits(data));
+    const pack = openPackFile(data);
+    if (!pack.has('train'))
+      throw new ConfigError(`${data}: the pack has no 'train' split (it has ${pack.splits.join(', ')})`);
+    train = pack.split('train');
+    val = packVal(pack);
   } else {
     if (!existsSync(data)) throw new ConfigError(`data folder not found: ${data}`);
     if (!isDir(data)) throw new ConfigError(`data must be a folder: ${data}`);
@@ -92,7 +99,7 @@ export function openData(data: string | null, valData: string | null = null): Da
     }
   }
   if (valData?.endsWith('.mmpack')) {
-    val = packSplits(valData).val;
+    val = packVal(openPackFile(valData));
     if (!val) throw new ConfigError(`valData ${valData}: the pack has no val or test split`);
   } else if (valData) {
     if (!isDir(valData)) throw new ConfigError(`valData folder not found: ${valData}`);

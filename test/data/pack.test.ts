@@ -173,6 +173,11 @@ test('pack options: --splits, a single class tree, --max-per-class is a seeded c
   assert.deepEqual(pick(5), pick(5));
   const seeds = [1, 2, 3, 4].map((s) => pick(s).join());
   assert.ok(new Set(seeds).size > 1, 'different seeds choose differently');
+  // --val-data takes a pack's val split; a pack without one is an error naming it
+  const d = openData(join(tmp, 'tree.mmpack'), join(tmp, 'val.mmpack'));
+  assert.deepEqual([d.train.length, d.val!.length], [20, 6]);
+  assert.throws(() => openData(ROOT, join(tmp, 'tree.mmpack')), /tree\.mmpack: the pack has no val or test split/);
+  assert.throws(() => openData(join(tmp, 'val.mmpack')), /val\.mmpack: the pack has no 'train' split \(it has val\)/);
   assert.throws(() => packImageFolder(ROOT, join(tmp, 'x.mmpack'), { splits: ['test'] }), /split 'test' not found/);
   assert.throws(() => packImageFolder(join(tmp, 'nope'), join(tmp, 'x.mmpack')), /nope is not a folder/);
   assert.throws(() => packImageFolder(ROOT, join(tmp, 'x.mmpack'), { maxPerClass: 0 }), /maxPerClass/);
