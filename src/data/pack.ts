@@ -519,6 +519,8 @@ export function openPack(file: string): Pack {
 /** One split of a pack as a Dataset. */
 export class PackedImages implements Dataset {
   readonly length: number;
+  /** images handed to sharp so far (the addon declined them: not JPEG, CMYK, ICC, rotated, corrupt) */
+  sharpDecodes = 0;
 
   constructor(
     readonly pack: Pack,
@@ -577,15 +579,18 @@ export class PackedImages implements Dataset {
     native.forEach((r, j) => {
       const k = from + j;
       const i = indices[k]!;
-      if (r.image) out[k] = { image: r.image, label: this.idx.labels[i]! };
-      else
-        rest.push(
-          limit(() => decodeImage(this.pack.bytes(this.split, i))).then(
-            (image) => void (out[k] = { image, label: this.idx.labels[i]! }),
-            (e: unknown) =>
-              void (out[k] = new SampleError(this.source(i), i, e instanceof Error ? e.message : String(e))),
-          ),
-        );
+      if (r.image) {
+        out[k] = { image: r.image, label: this.idx.labels[i]! };
+        return;
+      }
+      this.sharpDecodes++;
+      rest.push(
+        limit(() => decodeImage(this.pack.bytes(this.split, i))).then(
+          (image) => void (out[k] = { image, label: this.idx.labels[i]! }),
+          (e: unknown) =>
+            void (out[k] = new SampleError(this.source(i), i, e instanceof Error ? e.message : String(e))),
+        ),
+      );
     });
     await Promise.all(rest);
   }

@@ -102,6 +102,9 @@ test('pack of a generated folder: classes, labels, paths, bytes and pixels of Im
     assert.equal(ds.length, ref.length);
     const all = [...Array(ds.length).keys()];
     const mine = await ds.getMany(all, createLimiter(2));
+    // the addon decodes every JPEG from the pack's buffer; only the PNG and the corrupt JPEG
+    // go to sharp
+    assert.equal(ds.sharpDecodes, split === 'train' ? 2 : 0);
     const theirs = await ref.getMany(all, createLimiter(2));
     for (const i of all) {
       assert.equal(ds.relativePath(i), ref.relativePath(i));
