@@ -4,8 +4,10 @@
 // Why: one file instead of tens of thousands (network storage, small transfers), and smaller:
 // JPEGs written by one encoder at one size share their header (JFIF, quantisation and Huffman
 // tables, frame, scan header — 623 bytes for every CIFAR-10 image), so the pack stores each
-// distinct header once and per image only the bytes after it. Lossless: header + rest is the
-// original file byte for byte, so decoding gives exactly the folder's pixels.
+// distinct header once and per image only the bytes after it. JPEGs with their own optimised
+// Huffman tables (Imagenette's) share the part before the tables instead (JFIF, quantisation,
+// frame). Lossless: header + rest is the original file byte for byte, so decoding gives
+// exactly the folder's pixels.
 //
 // Format, version 1. Little-endian; offsets are 64-bit; every offset is from the file's start.
 //   0   8 bytes  magic "MMOCOPAK"
@@ -73,26 +75,36 @@ export interface PackHeader {
 }
 
 /**
- * The header of a JPEG up to and including its SOS segment (the part images of one encoder and
- * size share), or 0 when the markers before SOS do not parse cleanly (then the file is kept whole).
+ * Where a JPEG's header parts end: `sos`, the end of its first SOS segment (all that images of one
+ * encoder, size and Huffman tables share), and `dht`, the start of its first DHT segment (the
+ * JFIF/quantisation/frame part, shared by images of one encoder and size even when each has its
+ * own optimised Huffman tables); 0 for what is absent or when the markers do not parse cleanly.
  */
-export function jpegHeaderLength(b: Uint8Array): number {
-  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return 0;
+export function jpegHeaderParts(b: Uint8Array): { sos: number; dht: number } {
+  const none = { sos: 0, dht: 0 };
+  if (b.length < 4 || b[0] !== 0xff || b[1] !== 0xd8) return none;
   let p = 2;
+  let dht = 0;
   while (p + 4 <= b.length) {
-    if (b[p] !== 0xff) return 0;
+    if (b[p] !== 0xff) return none;
     const m = b[p + 1]!;
     if (m === 0xff) {
       p++; // fill byte
       continue;
     }
-    if (m === 0x01 || (m >= 0xd0 && m <= 0xd8) || m === 0xd9) return 0; // no SOS before these
+    if (m === 0x01 || (m >= 0xd0 && m <= 0xd8) || m === 0xd9) return none; // no SOS before these
     const end = p + 2 + ((b[p + 2]! << 8) | b[p + 3]!);
-    if (end > b.length || end < p + 4) return 0;
-    if (m === 0xda) return end;
+    if (end > b.length || end < p + 4) return none;
+    if (m === 0xc4 && dht === 0) dht = p;
+    if (m === 0xda) return { sos: end, dht };
     p = end;
   }
-  return 0;
+  return none;
+}
+
+/** The header of a JPEG up to and including its first SOS segment, or 0 (see jpegHeaderParts). */
+export function jpegHeaderLength(b: Uint8Array): number {
+  return jpegHeaderParts(b).sos;
 }
 
 export interface PackOptions {
@@ -148,6 +160,16 @@ function perClass(labels: Int32Array, max: number, rng: Rng): number[] {
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
+/** The start of a file into `buf` (64 KiB holds any JPEG header but one with huge APP segments). */
+function readHead(path: string, buf: Buffer): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    return buf.subarray(0, readSync(fd, buf, 0, buf.length, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Packs the ImageFolder tree at `root` into `out` (written atomically: temporary file, fsync,
  * rename). Every image file is read once and streamed to the pack.
@@ -177,13 +199,30 @@ export function packImageFolder(root: string, out: string, opts: PackOptions = {
         bytes: number;
       },
     ][] = [];
-    folders.forEach(([name, dir], s) => {
+    const chosen = folders.map(([name, dir], s) => {
       const idx = indexImageFolder(dir, { cacheDir: false });
       if (idx.files.length === 0) throw new Error(`pack: split '${name}' (${dir}) holds no images`);
       const keep =
         opts.maxPerClass !== undefined
           ? perClass(idx.labels, opts.maxPerClass, new Rng(seed, s))
           : idx.files.map((_, i) => i);
+      return { name, idx, keep };
+    });
+    // First pass: how many images share each full header. An image whose full header is its
+    // own (optimised Huffman tables) shares only the part before its tables.
+    const fullCount = new Map<string, number>();
+    const buf = Buffer.allocUnsafe(65536);
+    for (const { idx, keep } of chosen) {
+      for (const i of keep) {
+        const head = readHead(join(idx.root, idx.files[i]!), buf);
+        const h = jpegHeaderLength(head);
+        if (h > 0) {
+          const key = head.toString('latin1', 0, h);
+          fullCount.set(key, (fullCount.get(key) ?? 0) + 1);
+        }
+      }
+    }
+    for (const { name, idx, keep } of chosen) {
       const sp = {
         classes: idx.classes,
         names: [] as string[],
@@ -197,7 +236,9 @@ export function packImageFolder(root: string, out: string, opts: PackOptions = {
         const rel = idx.files[i]!;
         const bytes = readFileSync(join(idx.root, rel));
         sourceBytes += bytes.length;
-        const h = jpegHeaderLength(bytes);
+        const parts = jpegHeaderParts(bytes);
+        let h = parts.sos;
+        if (h > 0 && parts.dht > 0 && (fullCount.get(bytes.toString('latin1', 0, h)) ?? 0) < 2) h = parts.dht;
         let hid = -1;
         if (h > 0 && h < bytes.length) {
           const key = bytes.toString('latin1', 0, h);
@@ -221,7 +262,7 @@ export function packImageFolder(root: string, out: string, opts: PackOptions = {
         w.write(rest);
       }
       splits.push([name, sp]);
-    });
+    }
     const pad = (): void => {
       const p = align8(w.position) - w.position;
       if (p > 0) w.write(new Uint8Array(p));
