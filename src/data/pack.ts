@@ -34,8 +34,9 @@
 // that decoding can trust it; a pack is small by design (CIFAR-10 ~16 MB). Decoding hands the
 // buffer and per image (header range, rest range) to the addon's libjpeg path
 // (decodeJpegBuffers: joined and decoded in libuv's pool); what it leaves (PNG, CMYK, ICC,
-// rotated, corrupt) goes to sharp in this process, and what sharp rejects is a SampleError
-// naming `<pack>#<split>/<index> (<relative path>)`.
+// rotated, corrupt) goes to sharp in this process (ImageFolder's worker processes take paths,
+// and such files are rare in a pack; a decoder crash on a hostile file would end this process),
+// and what sharp rejects is a SampleError naming `<pack>#<split>/<index> (<relative path>)`.
 import { constants as bufferConsts } from 'node:buffer';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { endianness } from 'node:os';
