@@ -4,7 +4,7 @@
 // per-image cost is the decoder's own (PIL's, since PIL decodes with the same library) instead
 // of sharp's per-call pipeline set-up. decodeJpegBuffers does the same for JPEGs held in one
 // Buffer (a packed data set, src/data/pack.ts), each optionally split into a shared prefix
-// (the header up to SOS, stored once per pack) and its own rest, joined again before decoding.
+// (a header part stored once per pack) and its own rest, joined again before decoding.
 //
 // Only what decodes to the same pixels as the sharp path is decoded here: 8-bit baseline or
 // progressive JPEGs in YCbCr, RGB or grayscale (replicated to three channels, as sharp does),
