@@ -10,6 +10,9 @@
 //                            decode comparison, it shows what the cache buys
 //   generated-256-crop224    4,096 generated 256 px JPEGs center-cropped to 224 (ImageNet-sized
 //                            decoding, where the cost per image is not dominated by overheads)
+//   cifar10-train-32-pack    decode only, mmoco both sides: the same images from a pack
+//                            (`mmoco pack` of the same folder, built first and timed) against
+//                            the folder; "ours" is the pack, "folder" the ImageFolder
 //   {cifar10,imagenette}-{strong,medium,light}-{32,64}
 //                            the paper's pre-training strategies (§4.1): two normalised float
 //                            views per image, 32 px on CIFAR-10, 64 px from Imagenette's 72 px.
@@ -51,7 +54,9 @@ import {
   waitForQuiet,
 } from './common.js';
 import { closeDecodePool, decodeWorkerPids } from '../src/data/decode-pool.js';
+import type { Dataset } from '../src/data/dataset.js';
 import { ImageFolder } from '../src/data/image-folder.js';
+import { openPack, packImageFolder } from '../src/data/pack.js';
 import { DataLoader } from '../src/data/loader.js';
 import { SyntheticImages, writeImageFolder } from '../src/data/synthetic.js';
 import { pretrainAugmentation, type PretrainStrategy } from '../src/data/transforms/index.js';
@@ -66,6 +71,8 @@ interface Case {
   crop: number;
   /** mmoco timed on a later epoch, served from ImageFolder's decoded cache */
   cached?: boolean;
+  /** mmoco from a pack of the folder against mmoco from the folder (no PyTorch side) */
+  pack?: boolean;
   /** two views per image by this pre-training strategy, of side viewSize */
   strategy?: PretrainStrategy;
   viewSize?: number;
@@ -78,6 +85,7 @@ const CASES: Case[] = [
   { id: 'imagenette-train-crop64', set: 'imagenette', size: 72, generated: 3000, crop: 64 },
   { id: 'cifar10-train-32-cached', set: 'cifar10', size: 32, generated: 6000, crop: 0, cached: true },
   { id: 'generated-256-crop224', size: 256, generated: 4096, crop: 224 },
+  { id: 'cifar10-train-32-pack', set: 'cifar10', size: 32, generated: 6000, crop: 0, pack: true },
   // the strategies: 32 px views on CIFAR-10, 64 px from Imagenette's 72 px
   ...(['cifar10', 'imagenette'] as const).flatMap((set) =>
     STRATEGIES.map((strategy): Case => ({
@@ -122,7 +130,7 @@ function flag(args: string[], name: string, def: number): number {
 }
 
 async function oursImagesPerSec(
-  ds: ImageFolder,
+  ds: Dataset,
   c: Case,
   o: { batch: number; workers: number; images: number; seed: number; epoch: number },
 ): Promise<{ rate: number; foreign: number }> {
@@ -185,6 +193,60 @@ function torchImagesPerSec(root: string, c: Case, o: { batch: number; workers: n
   return row.imagesPerSec;
 }
 
+/** The pack case: `mmoco pack` of the folder (timed), then pack and folder read alternately. */
+async function packCase(
+  c: Case,
+  folder: ImageFolder,
+  root: string,
+  source: 'shared' | 'generated',
+  tmp: string,
+  o: { batch: number; workers: number; images: number; rounds: number },
+): Promise<void> {
+  const file = join(tmp, `${c.id}.mmpack`);
+  const stats = packImageFolder(root, file);
+  const pack = openPack(file).split('train');
+  const ours: number[] = [];
+  const folderRates: number[] = [];
+  const foreign: number[] = [];
+  for (let r = 0; r < o.rounds; r++) {
+    const sides = r % 2 === 0 ? ['pack', 'folder'] : ['folder', 'pack'];
+    for (const side of sides) {
+      waitForQuiet(30, 30_000, 500);
+      const m = await oursImagesPerSec(side === 'pack' ? pack : folder, c, { ...o, seed: r, epoch: 0 });
+      if (side === 'pack') {
+        ours.push(m.rate);
+        foreign.push(m.foreign);
+      } else folderRates.push(m.rate);
+    }
+    console.error(
+      `[bench data] ${c.id} round ${r + 1}/${o.rounds}: pack ${sig(ours.at(-1)!)} folder ${sig(folderRates.at(-1)!)} images/s`,
+    );
+  }
+  console.log(
+    JSON.stringify({
+      bench: 'data',
+      case: c.id,
+      ours: sig(median(ours)),
+      folder: sig(median(folderRates)),
+      unit: 'images/s',
+      better: 'higher',
+      stat: 'median',
+      batchSize: o.batch,
+      workers: o.workers,
+      images: o.images,
+      rounds: o.rounds,
+      source,
+      note: 'ours from the pack, folder: the same images from the ImageFolder (both mmoco)',
+      packBytes: stats.bytes,
+      fileBytes: stats.sourceBytes,
+      packSeconds: sig(stats.seconds),
+      oursRounds: ours.map((x) => sig(x)),
+      folderRounds: folderRates.map((x) => sig(x)),
+      otherLoadPct: Math.round(median(foreign)),
+    }),
+  );
+}
+
 export async function runData(args: string[]): Promise<void> {
   const o = {
     images: flag(args, 'images', 10240),
@@ -197,7 +259,7 @@ export async function runData(args: string[]): Promise<void> {
   const cases = CASES.filter((c) => only === undefined || c.id === only);
   if (cases.length === 0)
     throw new Error(`bench data: unknown case ${only}; known: ${CASES.map((c) => c.id).join(', ')}`);
-  findTorchPython(); // fail early when the reference is missing
+  if (cases.some((c) => !c.pack)) findTorchPython(); // fail early when the reference is missing
   const tmp = mkdtempSync(join(tmpdir(), 'mmoco-bench-data-'));
   try {
     for (const c of cases) {
@@ -227,6 +289,10 @@ export async function runData(args: string[]): Promise<void> {
           b.labels.dispose();
         }
         console.error(`[bench data] ${c.id}: ${ds.decodedCacheUsage.images} images decoded into memory`);
+      }
+      if (c.pack) {
+        await packCase(c, ds, root, source, tmp, { ...o, images });
+        continue;
       }
       const ours: number[] = [];
       const torch: number[] = [];

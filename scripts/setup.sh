@@ -2,8 +2,10 @@
 # Installs what mmoco needs on a Debian/Ubuntu machine, idempotently: system packages
 # (libtorch, a fast BLAS, the build tools), npm packages, the native addon and the
 # TypeScript build. Each step is skipped when already done, so every README command can
-# call it. Options: --reference also installs Debian's python3-torch (the reference
-# implementation that benchmarks compare against and that regenerates test fixtures).
+# call it. Options: --reference also installs the reference implementation that benchmarks
+# compare against and that regenerates test fixtures: Debian's PyTorch with what the scripts in
+# bench/ and test/fixtures/ import (torchvision, PIL, NumPy), and checks that each of their
+# imports resolves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,9 @@ log() { echo "[setup] $*" >&2; }
 # training step gains 1.66x from the second core against 0.86x (bench/THREADS.md).
 BLAS_PKG=libopenblas0-openmp
 packages=(libtorch-dev libgloo-dev libjpeg-dev "$BLAS_PKG" g++ make python3 dataset-fashion-mnist chromium)
-[ "$want_reference" = 1 ] && packages+=(python3-torch)
+# the Debian package of each module the reference scripts import (checked below)
+REFERENCE_PACKAGES=(python3-torch python3-torchvision python3-pil python3-numpy)
+[ "$want_reference" = 1 ] && packages+=("${REFERENCE_PACKAGES[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -71,3 +75,33 @@ node --input-type=module -e "
   const b = t.blasInfo();
   if (t.isReferenceBlas(b)) console.error('[setup] WARNING: libtorch uses the reference BLAS (' + b.library + '): matmul is ~40x slower. Install $BLAS_PKG.');
 "
+
+# Every module a reference script imports must load with Debian's Python (a script added with a
+# new import fails here, naming it, instead of in the middle of a benchmark).
+if [ "$want_reference" = 1 ]; then
+  /usr/bin/python3 - bench test/fixtures <<'PY'
+import ast, importlib, os, sys
+missing = {}
+# the scripts' own modules (bench scripts import test/fixtures/reference_models.py)
+local = {f[:-3] for folder in sys.argv[1:] for f in os.listdir(folder) if f.endswith(".py")}
+for folder in sys.argv[1:]:
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".py"):
+            continue
+        path = os.path.join(folder, f)
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for name in names:
+                if name.split(".")[0] in local:
+                    continue
+                try:
+                    importlib.import_module(name)
+                except Exception as e:
+                    missing.setdefault(f"{name} ({type(e).__name__}: {e})", []).append(path)
+if missing:
+    for name, files in missing.items():
+        print(f"[setup] the reference Python cannot import {name}, used by {', '.join(files)}", file=sys.stderr)
+    sys.exit(1)
+PY
+fi

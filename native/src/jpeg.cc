@@ -2,7 +2,9 @@
 // (src/data/decode-native.ts). One call reads and decodes a list of files in a libuv pool
 // thread (split over `threads` threads) and resolves with all pixels in one buffer, so the
 // per-image cost is the decoder's own (PIL's, since PIL decodes with the same library) instead
-// of sharp's per-call pipeline set-up.
+// of sharp's per-call pipeline set-up. decodeJpegBuffers does the same for JPEGs held in one
+// Buffer (a packed data set, src/data/pack.ts), each optionally split into a shared prefix
+// (a header part stored once per pack) and its own rest, joined again before decoding.
 //
 // Only what decodes to the same pixels as the sharp path is decoded here: 8-bit baseline or
 // progressive JPEGs in YCbCr, RGB or grayscale (replicated to three channels, as sharp does),
@@ -16,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -133,6 +136,15 @@ int DecodeOne(Decoder& d, const uint8_t* data, size_t size, std::vector<uint8_t>
   return 0;
 }
 
+// The JPEG signature (SOI and the next marker's 0xFF) at the start of data.
+bool LooksLikeJpeg(const std::vector<uint8_t>& d, std::string& why) {
+  if (d.size() < 3 || d[0] != 0xFF || d[1] != 0xD8 || d[2] != 0xFF) {
+    why = d.empty() ? "empty file" : "not a JPEG";
+    return false;
+  }
+  return true;
+}
+
 bool ReadFile(const std::string& path, std::vector<uint8_t>& buf, std::string& why) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -161,11 +173,7 @@ bool ReadFile(const std::string& path, std::vector<uint8_t>& buf, std::string& w
   }
   close(fd);
   buf.resize(len);
-  if (len < 3 || buf[0] != 0xFF || buf[1] != 0xD8 || buf[2] != 0xFF) {
-    why = len == 0 ? "empty file" : "not a JPEG";
-    return false;
-  }
-  return true;
+  return LooksLikeJpeg(buf, why);
 }
 
 struct Part {
@@ -175,7 +183,9 @@ struct Part {
   std::vector<std::string> why;
 };
 
-void DecodeRange(const std::vector<std::string>& paths, size_t from, size_t to, Part& p) {
+// fetch(i, bytes, why) puts item i's JPEG into bytes, or says why not and returns false.
+template <typename Fetch>
+void DecodeRange(Fetch&& fetch, size_t from, size_t to, Part& p) {
   Decoder d;
   std::vector<uint8_t> file;
   p.meta.assign(3 * (to - from), 0);
@@ -184,7 +194,7 @@ void DecodeRange(const std::vector<std::string>& paths, size_t from, size_t to, 
     size_t k = i - from;
     p.meta[3 * k] = static_cast<int64_t>(p.pixels.size());
     p.meta[3 * k + 1] = -1;
-    if (!ReadFile(paths[i], file, p.why[k])) continue;
+    if (!fetch(i, file, p.why[k])) continue;
     int w = 0, h = 0;
     const char* why = nullptr;
     if (DecodeOne(d, file.data(), file.size(), p.pixels, w, h, why) == 0) {
@@ -196,21 +206,23 @@ void DecodeRange(const std::vector<std::string>& paths, size_t from, size_t to, 
   }
 }
 
+// Decodes n items split over `threads` threads and resolves with { pixels, meta, reasons }.
+// Subclasses say how item i's bytes are fetched (Fetch, called on pool threads).
 class DecodeJob : public Napi::AsyncWorker {
  public:
-  DecodeJob(Napi::Env env, std::vector<std::string> paths, int threads)
-      : Napi::AsyncWorker(env, "mmoco.decodeJpegFiles"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        paths_(std::move(paths)),
-        threads_(threads) {}
+  DecodeJob(Napi::Env env, const char* name, size_t n, int threads)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), n_(n), threads_(threads) {}
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
+  virtual bool Fetch(size_t i, std::vector<uint8_t>& bytes, std::string& why) const = 0;
+
   void Execute() override {
-    const int64_t n = static_cast<int64_t>(paths_.size());
+    const int64_t n = static_cast<int64_t>(n_);
     std::vector<Part> parts(static_cast<size_t>(std::max<int64_t>(1, std::min<int64_t>(threads_, n))));
+    auto fetch = [this](size_t i, std::vector<uint8_t>& b, std::string& why) { return Fetch(i, b, why); };
     const int64_t t = ParallelChunks(n, threads_, [&](int64_t j, int64_t begin, int64_t end) {
-      DecodeRange(paths_, static_cast<size_t>(begin), static_cast<size_t>(end), parts[j]);
+      DecodeRange(fetch, static_cast<size_t>(begin), static_cast<size_t>(end), parts[j]);
     });
     // one buffer for all parts (the only part's as it is)
     pixels_ = new std::vector<uint8_t>(std::move(parts[0].pixels));
@@ -259,11 +271,47 @@ class DecodeJob : public Napi::AsyncWorker {
 
  private:
   Napi::Promise::Deferred deferred_;
-  std::vector<std::string> paths_;
+  size_t n_;
   int threads_;
   std::vector<uint8_t>* pixels_ = nullptr;
   std::vector<int64_t> meta_;
   std::vector<std::string> why_;
+};
+
+class FilesJob : public DecodeJob {
+ public:
+  FilesJob(Napi::Env env, std::vector<std::string> paths, int threads)
+      : DecodeJob(env, "mmoco.decodeJpegFiles", paths.size(), threads), paths_(std::move(paths)) {}
+  bool Fetch(size_t i, std::vector<uint8_t>& bytes, std::string& why) const override {
+    return ReadFile(paths_[i], bytes, why);
+  }
+
+ private:
+  std::vector<std::string> paths_;
+};
+
+// Items of one Buffer: per item (prefix offset, prefix length, offset, length); the JPEG is the
+// prefix followed by the rest (prefix length 0: the rest alone). The Buffer is held by a
+// reference until the job ends, so JS cannot free it while pool threads read it.
+class BuffersJob : public DecodeJob {
+ public:
+  BuffersJob(Napi::Env env, Napi::Buffer<uint8_t> data, std::vector<int64_t> items, int threads)
+      : DecodeJob(env, "mmoco.decodeJpegBuffers", items.size() / 4, threads),
+        ref_(Napi::Persistent(data)),
+        data_(data.Data()),
+        items_(std::move(items)) {}
+  bool Fetch(size_t i, std::vector<uint8_t>& bytes, std::string& why) const override {
+    const int64_t* it = items_.data() + 4 * i;
+    bytes.resize(static_cast<size_t>(it[1] + it[3]));
+    if (it[1] > 0) std::memcpy(bytes.data(), data_ + it[0], static_cast<size_t>(it[1]));
+    if (it[3] > 0) std::memcpy(bytes.data() + it[1], data_ + it[2], static_cast<size_t>(it[3]));
+    return LooksLikeJpeg(bytes, why);
+  }
+
+ private:
+  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  const uint8_t* data_;
+  std::vector<int64_t> items_;
 };
 
 }  // namespace
@@ -282,7 +330,40 @@ OP(decodeJpegFiles, "..") {
   }
   int threads = static_cast<int>(I(a, 1));
   if (threads < 1 || threads > 256) throw std::invalid_argument("threads must be in 1..256");
-  auto* job = new DecodeJob(a.Env(), std::move(paths), threads);
+  auto* job = new FilesJob(a.Env(), std::move(paths), threads);
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+// decodeJpegBuffers(data: Buffer, items: Float64Array (prefix offset, prefix length, offset,
+// length per item), threads: number) -> the same promise as decodeJpegFiles. Every range must
+// lie inside data (checked here, before any thread reads it).
+OP(decodeJpegBuffers, "...") {
+  if (!a[0].IsBuffer()) throw Napi::TypeError::New(a.Env(), "decodeJpegBuffers: data must be a Buffer");
+  if (!a[1].IsTypedArray() || a[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw Napi::TypeError::New(a.Env(), "decodeJpegBuffers: items must be a Float64Array");
+  auto data = a[0].As<Napi::Buffer<uint8_t>>();
+  auto list = a[1].As<Napi::Float64Array>();
+  if (list.ElementLength() % 4 != 0)
+    throw std::invalid_argument("decodeJpegBuffers: items must hold 4 numbers per item, got " +
+                                std::to_string(list.ElementLength()));
+  const double size = static_cast<double>(data.Length());
+  std::vector<int64_t> items(list.ElementLength());
+  for (size_t k = 0; k < items.size(); k += 4) {
+    for (size_t r = 0; r < 4; r += 2) {
+      const double off = list[k + r], len = list[k + r + 1];
+      if (!(off >= 0 && len >= 0 && off + len <= size) || off != std::floor(off) || len != std::floor(len))
+        throw std::invalid_argument("decodeJpegBuffers: item " + std::to_string(k / 4) + ": range " +
+                                    std::to_string(off) + "+" + std::to_string(len) + " is outside the buffer of " +
+                                    std::to_string(data.Length()) + " bytes");
+      items[k + r] = static_cast<int64_t>(off);
+      items[k + r + 1] = static_cast<int64_t>(len);
+    }
+  }
+  int threads = static_cast<int>(I(a, 2));
+  if (threads < 1 || threads > 256) throw std::invalid_argument("threads must be in 1..256");
+  auto* job = new BuffersJob(a.Env(), data, std::move(items), threads);
   Napi::Promise p = job->Promise();
   job->Queue();
   return p;

@@ -17,7 +17,8 @@ commands:
   report     write the HTML report (and PNG charts) of a run
   flops      the FLOP table of a configuration (Figure 3(a))
   export     write a run's backbone in timm's names as safetensors
-  info       the engine (libtorch, threads, BLAS, devices), or what a checkpoint holds
+  pack       pack an image folder data set into one .mmpack file (--data accepts it)
+  info       the engine (libtorch, threads, BLAS, devices), or what a checkpoint or pack holds
   launch     run a training command as N data-parallel processes (and on several nodes), as torchrun
   help       this text`;
 
@@ -33,6 +34,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
   flops: async () => (await import('./commands/flops.js')).flopsCommand,
   export: async () => (await import('./commands/checkpoint.js')).exportCommand,
+  pack: async () => (await import('./commands/pack.js')).packCommand,
   info: async () => (await import('./commands/checkpoint.js')).infoCommand,
   launch: async () => (await import('./commands/launch.js')).launchCommand,
 };

@@ -15,13 +15,32 @@ export interface NativeDecoded {
   reason?: string;
 }
 
+interface NativeResult {
+  pixels: Uint8Array;
+  meta: Float64Array;
+  reasons: string[];
+}
+
 /** Reads and decodes the files (in order) with `threads` native threads (default 1). */
 export async function decodeJpegFiles(paths: readonly string[], threads = 1): Promise<NativeDecoded[]> {
   if (paths.length === 0) return [];
-  const r = (await N.decodeJpegFiles(paths, threads)) as { pixels: Uint8Array; meta: Float64Array; reasons: string[] };
-  const out: NativeDecoded[] = new Array(paths.length);
+  return unpack((await N.decodeJpegFiles(paths, threads)) as NativeResult, paths.length);
+}
+
+/**
+ * Decodes JPEGs held in `data` (in order): `items` holds 4 numbers per image — offset and length
+ * of a prefix (0, 0: none) and of the rest; the image's file is prefix + rest. The ranges must
+ * lie inside `data` (checked natively); `data` is kept alive until the call settles.
+ */
+export async function decodeJpegBuffers(data: Buffer, items: Float64Array, threads = 1): Promise<NativeDecoded[]> {
+  if (items.length === 0) return [];
+  return unpack((await N.decodeJpegBuffers(data, items, threads)) as NativeResult, items.length / 4);
+}
+
+function unpack(r: NativeResult, n: number): NativeDecoded[] {
+  const out: NativeDecoded[] = new Array(n);
   const px = new Uint8Array(r.pixels.buffer, r.pixels.byteOffset, r.pixels.length);
-  for (let k = 0; k < paths.length; k++) {
+  for (let k = 0; k < n; k++) {
     const at = r.meta[3 * k]!;
     const width = r.meta[3 * k + 1]!;
     const height = r.meta[3 * k + 2]!;

@@ -2,6 +2,19 @@
 export * from './dataset.js';
 export { Rng, mixKey } from './rng.js';
 export { ImageFolder, type ImageFolderOptions } from './image-folder.js';
+export {
+  Pack,
+  PackError,
+  PackedImages,
+  openPack,
+  packImageFolder,
+  jpegHeaderLength,
+  PACK_MAGIC,
+  PACK_VERSION,
+  type PackHeader,
+  type PackOptions,
+  type PackStats,
+} from './pack.js';
 export { indexImageFolder, defaultCacheDir, byteOrder, IMAGE_EXTENSIONS } from './folder-index.js';
 export type { FolderIndex, IndexOptions } from './folder-index.js';
 export { decodeImage, decodeJoined, encodeImage, resizeImage } from './decode.js';

@@ -60,6 +60,7 @@ export const NATIVE_OPS = [
   'cudaIsAvailable',
   'cudaSynchronize',
   'cumsum',
+  'decodeJpegBuffers',
   'decodeJpegFiles',
   'detach',
   'detach_',

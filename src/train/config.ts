@@ -14,13 +14,13 @@ const RUN = {
     type: 'string',
     default: null,
     nullable: true,
-    doc: "image folder (ImageFolder; with train/ and val/ or test/ sub-folders), a CIFAR binary folder, or 'fashion-mnist' / 'synthetic'",
+    doc: "image folder (ImageFolder; with train/ and val/ or test/ sub-folders), a packed file (.mmpack, from mmoco pack), a CIFAR binary folder, or 'fashion-mnist' / 'synthetic'",
   },
   valData: {
     type: 'string',
     default: null,
     nullable: true,
-    doc: "validation images (default: <data>/val or <data>/test, or the data set's test split)",
+    doc: "validation images: a folder or a .mmpack's val/test split (default: <data>/val or <data>/test, or the data set's test split)",
   },
   out: { type: 'string', default: null, nullable: true, doc: 'run folder (default: runs/<config or command>)' },
   loadSize: {

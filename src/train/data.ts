@@ -1,5 +1,6 @@
 // From the `data` / `valData` config strings to data sets and loaders: an ImageFolder tree
-// (train/ + val/ or test/ sub-folders, or classes directly), a CIFAR-10 binary folder,
+// (train/ + val/ or test/ sub-folders, or classes directly), a packed file (`.mmpack`, its
+// train and val/test splits), a CIFAR-10 binary folder,
 // Debian's Fashion-MNIST ('fashion-mnist') or the procedural set ('synthetic').
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -10,7 +11,9 @@ import {
   ImageFolder,
   SyntheticImages,
   mnist,
+  openPack,
   resizeCenterCrop,
+  type Pack,
   subsetFraction,
   type Dataset,
 } from '../data/index.js';
@@ -37,6 +40,18 @@ function folderDataset(dir: string, split: 'train' | 'test'): Dataset {
   return new ImageFolder(dir);
 }
 
+/** The pack `file`, opened (ConfigError when absent). */
+function openPackFile(file: string): Pack {
+  if (!existsSync(file)) throw new ConfigError(`data pack not found: ${file}`);
+  return openPack(file);
+}
+
+/** A pack's 'val' split, else its 'test' split, else null. */
+function packVal(pack: Pack): Dataset | null {
+  const v = ['val', 'test'].find((s) => pack.has(s));
+  return v ? pack.split(v) : null;
+}
+
 /** Synthetic: 2,000 training and 500 validation images of 10 classes, 32 px. */
 const SYNTHETIC = { train: 2000, val: 500, size: 32 };
 
@@ -60,6 +75,12 @@ export function openData(data: string | null, valData: string | null = null): Da
   } else if (data === 'synthetic') {
     train = new SyntheticImages({ length: SYNTHETIC.train, size: SYNTHETIC.size, seed: 1 });
     val = new SyntheticImages({ length: SYNTHETIC.val, size: SYNTHETIC.size, seed: 2 });
+  } else if (data.endsWith('.mmpack')) {
+    const pack = openPackFile(data);
+    if (!pack.has('train'))
+      throw new ConfigError(`${data}: the pack has no 'train' split (it has ${pack.splits.join(', ')})`);
+    train = pack.split('train');
+    val = packVal(pack);
   } else {
     if (!existsSync(data)) throw new ConfigError(`data folder not found: ${data}`);
     if (!isDir(data)) throw new ConfigError(`data must be a folder: ${data}`);
@@ -78,7 +99,10 @@ export function openData(data: string | null, valData: string | null = null): Da
       train = new ImageFolder(data);
     }
   }
-  if (valData) {
+  if (valData?.endsWith('.mmpack')) {
+    val = packVal(openPackFile(valData));
+    if (!val) throw new ConfigError(`valData ${valData}: the pack has no val or test split`);
+  } else if (valData) {
     if (!isDir(valData)) throw new ConfigError(`valData folder not found: ${valData}`);
     val = folderDataset(valData, 'test');
   }

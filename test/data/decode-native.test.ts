@@ -1,6 +1,7 @@
 // The native libjpeg path: the same pixels as sharp for every JPEG it takes, and everything it
 // must not take (other formats, CMYK, EXIF-rotated, ICC-tagged, corrupt, truncated, missing)
-// handed back with the reason; through ImageFolder both decoders give the same samples.
+// handed back with the reason; through ImageFolder both decoders give the same samples; the
+// shared data sets' JPEGs (or, without ../shared/datasets, generated ones of the same kind).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { decodeJpegFiles } from '../../src/data/decode-native.js';
 import { closeDecodePool } from '../../src/data/decode-pool.js';
 import { decodeImage } from '../../src/data/decode.js';
 import { ImageFolder } from '../../src/data/image-folder.js';
-import { SyntheticImages } from '../../src/data/synthetic.js';
+import { SyntheticImages, writeImageFolder } from '../../src/data/synthetic.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SHARED = join(REPO, '..', 'shared', 'datasets');
@@ -149,12 +150,19 @@ test('ImageFolder: the libjpeg and sharp decoders give the same samples; bad fil
   assert.throws(() => new ImageFolder(root, { cacheDir: false, decoder: 'pil' as 'sharp' }), /decoder must be/);
 });
 
-for (const set of ['cifar10', 'imagenette']) {
-  test(`native decoding of the shared ${set}: sharp’s pixels`, async (t) => {
-    const dir = join(SHARED, set, 'val');
+for (const [set, size] of [
+  ['cifar10', 32],
+  ['imagenette', 72],
+] as const) {
+  test(`native decoding of the shared ${set} (else generated ${size} px JPEGs): sharp’s pixels`, async (t) => {
+    let dir = join(SHARED, set, 'val');
     if (!existsSync(dir)) {
-      t.diagnostic(`${dir} absent: covered by the generated JPEGs above`);
-      return;
+      // the same kind of files: baseline 4:2:0 RGB JPEGs of the set's size, 5 per class
+      dir = join(tmp, `gen-${set}`);
+      t.diagnostic(`${join(SHARED, set)} absent: comparing generated ${size} px JPEGs in ${dir}`);
+      await writeImageFolder(new SyntheticImages({ length: 20, size, seed: size, numClasses: 4 }), dir, {
+        quality: 90,
+      });
     }
     const classes = readdirSync(dir).sort();
     const files = classes.flatMap((c) =>
@@ -163,9 +171,11 @@ for (const set of ['cifar10', 'imagenette']) {
         .slice(0, 5)
         .map((f) => join(dir, c, f)),
     );
+    assert.ok(files.length >= 20, `${dir}: only ${files.length} files`);
     const got = await decodeJpegFiles(files, 2);
     for (const [k, f] of files.entries()) {
       const ref = await decodeImage(readFileSync(f));
+      assert.equal(ref.width, size, `${f}: width`);
       assert.ok(got[k]!.image, `${f}: ${got[k]!.reason}`);
       assert.ok(Buffer.from(got[k]!.image!.data).equals(Buffer.from(ref.data)), f);
     }

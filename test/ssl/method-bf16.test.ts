@@ -13,6 +13,11 @@
 // over all online parameters — bf16 may be no worse than four input-level roundings, and for the
 // well-conditioned LN heads no worse than 16u (6.25 %) — and the direction must agree
 // (cosine ≥ 0.9).
+//
+// Those bounds alone would pass with autocast off (bf16 = float32 exactly), so each case also
+// checks that autocast ran: a matmul inside the same scope yields bfloat16, and the step moved —
+// loss by more than u/64 relative, gradient by more than u/4 (measured: at least 2.9e-4 = u/13
+// and 4.1e-3 = u, against exactly 0 in float32).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -45,7 +50,10 @@ const fixture = JSON.parse(
 ) as { cases: Record<string, Case>; states: Record<string, Record<string, Rec>>; views: { x1: Rec; x2: Rec } };
 
 /** Loss and flattened online gradient of one step; `mode` picks bf16 autocast or jittered float32 views. */
-function step(c: Case, mode: 'fp32' | 'bf16' | { jitterSeed: number }): { loss: number; grad: Tensor } {
+function step(
+  c: Case,
+  mode: 'fp32' | 'bf16' | { jitterSeed: number },
+): { loss: number; grad: Tensor; matmulDtype: string } {
   return torch.tidy(() => {
     const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 16, depth: 2, numHeads: 2 });
     const model = new MaskedContrastive(backbone, {
@@ -74,13 +82,20 @@ function step(c: Case, mode: 'fp32' | 'bf16' | { jitterSeed: number }): { loss: 
     const pair = (a?: ViewMask, b?: ViewMask): [ViewMask, ViewMask] | undefined => (a && b ? [a, b] : undefined);
     const masks = { online: pair(mask('q1'), mask('q2')), target: pair(mask('k1'), mask('k2')) };
     const fwd = (): Tensor => model.forward(x1, x2, c.momentum, masks).loss;
-    const loss = mode === 'bf16' ? torch.autocast({ device: 'cpu', dtype: 'bfloat16' }, fwd) : fwd();
+    // the dtype of a matmul run in the same scope as the forward
+    let matmulDtype = '';
+    const probed = (): Tensor => {
+      const l = fwd();
+      matmulDtype = torch.matmul(torch.ones([2, 3]), torch.ones([3, 2])).dtype;
+      return l;
+    };
+    const loss = mode === 'bf16' ? torch.autocast({ device: 'cpu', dtype: 'bfloat16' }, probed) : probed();
     loss.backward();
     const grads = model.onlineParameters().map((p) => p.grad!.reshape(-1));
     const grad = torch.cat(grads, 0);
     const v = Number(loss.item());
     model.dispose();
-    return { loss: v, grad };
+    return { loss: v, grad, matmulDtype };
   });
 }
 
@@ -89,6 +104,13 @@ for (const [name, c] of Object.entries(fixture.cases)) {
     torch.tidy(() => {
       const f = step(c, 'fp32');
       const b = step(c, 'bf16');
+      // autocast ran: bf16 matmuls, and the step is not float32's
+      assert.equal(f.matmulDtype, 'float32');
+      assert.equal(b.matmulDtype, 'bfloat16', 'a matmul under autocast is bfloat16');
+      assert.ok(
+        Math.abs(b.loss - f.loss) > (U / 64) * Math.abs(f.loss),
+        `bf16 loss ${b.loss} equals float32's ${f.loss}`,
+      );
       assert.ok(Math.abs(b.loss - f.loss) <= 8 * U * Math.abs(f.loss), `loss ${b.loss} vs ${f.loss}`);
       const gnorm = Number(f.grad.norm().item());
       const rho =
@@ -96,6 +118,7 @@ for (const [name, c] of Object.entries(fixture.cases)) {
           .map((s) => Number(step(c, { jitterSeed: s }).grad.sub(f.grad).norm().item()) / gnorm)
           .reduce((s, x) => s + x, 0) / 3;
       const err = Number(b.grad.sub(f.grad).norm().item()) / gnorm;
+      assert.ok(err > U / 4, `gradient: bf16 moved it by only ${err} relative: did autocast run?`);
       const bound = Math.max(16 * U, 4 * rho);
       assert.ok(
         err <= bound,

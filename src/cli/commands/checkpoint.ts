@@ -1,7 +1,8 @@
 // `mmoco export <run> [--out file.safetensors]` (the online backbone in timm's names) and
-// `mmoco info [<run|checkpoint|file>]` (the engine, or what a checkpoint holds).
+// `mmoco info [<run|checkpoint|file>]` (the engine, or what a checkpoint or a pack holds).
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { openPack } from '../../data/pack.js';
 import * as torch from '../../torch/index.js';
 import * as safetensors from '../../torch/io/safetensors.js';
 import { checkpointOf, readBackboneWeights, writeBackbone } from '../../train/weights.js';
@@ -62,8 +63,9 @@ export function infoCommand(argv: readonly string[]): number {
   const target = argv.find((a) => !a.startsWith('-'));
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(
-      'usage: mmoco info [<run folder | checkpoint folder | file.safetensors>]\n\n' +
-        'Without an argument: libtorch version, threads, BLAS and devices. With one: what the checkpoint holds.',
+      'usage: mmoco info [<run folder | checkpoint folder | file.safetensors | file.mmpack>]\n\n' +
+        'Without an argument: libtorch version, threads, BLAS and devices. With one: what the checkpoint\n' +
+        'or the packed data set holds.',
     );
     return 0;
   }
@@ -83,6 +85,10 @@ export function infoCommand(argv: readonly string[]): number {
     return 0;
   }
   if (!existsSync(target)) throw new UsageError(`info: not found: ${target}`);
+  if (statSync(target).isFile() && target.endsWith('.mmpack')) {
+    console.log(JSON.stringify(openPack(target).summary(), null, 2));
+    return 0;
+  }
   if (statSync(target).isFile()) {
     const l = safetensors.load(target);
     const info = {
