@@ -14,7 +14,8 @@
         "native/src/runtime.cc",
         "native/src/dist.cc",
         "native/src/jpeg.cc",
-        "native/src/color.cc"
+        "native/src/color.cc",
+        "native/src/serialize.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

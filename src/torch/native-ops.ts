@@ -225,6 +225,7 @@ export const NATIVE_OPS = [
   'squeeze',
   'stack',
   'std',
+  'stridedFromBuffer',
   'strides',
   'sub',
   'subS',
@@ -253,6 +254,10 @@ export const NATIVE_OPS = [
   'zero_',
   'zeros',
   'zerosLike',
+  'zipRecord',
+  'zipRecords',
+  'zipTensors',
+  'zipWrite',
 ] as const;
 
 export type NativeOp = (typeof NATIVE_OPS)[number];
