@@ -17,7 +17,7 @@ import { loadPretrainedBackbone } from './pretrained.js';
 import { RunDir, TrainingDiverged } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
-import { readBackboneWeights } from './weights.js';
+import { archFor, readBackboneWeights } from './weights.js';
 import { precisionOf } from './pretrain.js';
 
 const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData'];
@@ -53,8 +53,8 @@ function backboneOf(
     log('no checkpoint: a randomly initialised ViT (the baseline)');
     return { vit: buildBackbone(c, extra), weights: 'random init' };
   }
-  const w = readBackboneWeights(c.checkpoint);
-  const vit = buildBackbone({ ...c, ...w.arch }, extra);
+  const w = readBackboneWeights(c.checkpoint, { encoder: c.checkpointKey });
+  const vit = buildBackbone(archFor(c, w), extra);
   try {
     const r = loadPretrainedBackbone(vit, w.tensors);
     if (r.unexpectedKeys.length) log(`ignored checkpoint keys: ${r.unexpectedKeys.join(', ')}`);
