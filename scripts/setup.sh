@@ -3,7 +3,8 @@
 # (libtorch, a fast BLAS, the build tools), npm packages, the native addon and the
 # TypeScript build. Each step is skipped when already done, so every README command can
 # call it. Options: --reference also installs Debian's python3-torch (the reference
-# implementation that benchmarks compare against and that regenerates test fixtures).
+# implementation that benchmarks compare against, that regenerates test fixtures and that
+# `npm test` uses to read back what `mmoco export` writes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
