@@ -275,3 +275,29 @@ test('pickle: what the writer writes reads back (ints of every width, floats, st
   const bytes = pickle(value as never);
   assert.throws(() => unpickle(bytes.subarray(0, bytes.length - 3), { source: 'x.pkl' }), /x\.pkl: truncated/);
 });
+
+test("PyTorch 2.x's _rebuild_tensor_v3 over an untyped storage: offset and strides in elements of its dtype", () => {
+  // the opcodes torch.save of 2.x writes for such a tensor, spelled out
+  const enc = (s: string): number[] => [...Buffer.from(s, 'latin1')];
+  const str = (s: string): number[] => [0x58, s.length, 0, 0, 0, ...enc(s)];
+  const bytes = Uint8Array.from([
+    0x80, 2,
+    0x63, ...enc('torch._utils\n_rebuild_tensor_v3\n'),
+    0x28, // MARK
+    0x28, ...str('storage'), 0x63, ...enc('torch\nUntypedStorage\n'), ...str('0'), ...str('cpu'), 0x4b, 24, 0x74, 0x51,
+    0x4b, 1, // offset 1
+    0x4b, 2, 0x85, // size (2,)
+    0x4b, 2, 0x85, // stride (2,)
+    0x89,
+    0x63, ...enc('collections\nOrderedDict\n'), 0x29, 0x52,
+    0x63, ...enc('torch\nfloat32\n'),
+    0x74, 0x52, 0x2e,
+  ]); // prettier-ignore
+  const { value } = unpickle(bytes, {
+    persistentLoad: () => ({ kind: 'storage', key: 'data/0', dtype: 'uint8', location: 'cpu', numel: 24 }),
+  });
+  assert.ok(value instanceof TensorRef);
+  assert.equal(value.storage.dtype, 'float32');
+  assert.equal(value.storage.numel, 6);
+  assert.deepEqual([value.offset, value.shape, value.stride], [1, [2], [2]]);
+});

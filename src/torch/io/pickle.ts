@@ -111,6 +111,19 @@ const TORCH_DTYPES: Record<string, DType> = {
   bool: 'bool',
 };
 
+const ELEMENT_BYTES: Record<DType, number> = {
+  float64: 8,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
+
 /** numpy dtype codes a numpy scalar may carry, with how to read its bytes. */
 const NUMPY_SCALARS: Record<string, [number, (v: DataView, little: boolean) => number | boolean]> = {
   f8: [8, (v, l) => v.getFloat64(0, l)],
@@ -145,6 +158,7 @@ const ALLOWED_GLOBALS = new Set([
   'argparse.Namespace',
   'torch._utils._rebuild_tensor',
   'torch._utils._rebuild_tensor_v2',
+  'torch._utils._rebuild_tensor_v3',
   'torch._utils._rebuild_parameter',
   'torch._utils._rebuild_parameter_with_state',
   'torch._tensor._rebuild_from_type_v2',
@@ -635,6 +649,19 @@ function callAllowed(name: string, args: PyValue[], fail: (w: string) => never):
       if (shape.length !== strides.length) fail(`${name}: size and stride differ in length`);
       const off = int(offset!, `${name} offset`, fail) + (st.viewOffset ?? 0);
       return new TensorRef(st, off, shape, strides, requiresGrad === true);
+    }
+    case 'torch._utils._rebuild_tensor_v3': {
+      // PyTorch 2.x, for an untyped storage: (storage, offset, size, stride, requires_grad,
+      // backward_hooks, dtype[, metadata]); offset and strides count elements of dtype
+      const [storage, , , , , , dt] = args;
+      const dtype = dt instanceof PyGlobal ? TORCH_DTYPES[splitName(dt.name)[1]] : undefined;
+      if (!dtype || !storage || !isStorage(storage)) fail(`${name}: expected an untyped storage and a torch dtype`);
+      const st = storage as StorageRef;
+      const size = ELEMENT_BYTES[dtype!];
+      const bytes = st.numel * ELEMENT_BYTES[st.dtype];
+      if (bytes % size !== 0) fail(`${name}: ${bytes} storage bytes are not whole ${dtype} elements`);
+      const typed: StorageRef = { ...st, dtype: dtype!, numel: bytes / size };
+      return callAllowed('torch._utils._rebuild_tensor_v2', [typed, ...args.slice(1, 6)], fail);
     }
     case 'torch._utils._rebuild_parameter':
     case 'torch._utils._rebuild_parameter_with_state':
