@@ -167,11 +167,14 @@ function headsFromName(name: string | null, layout: TorchLayout): number | null 
   return null;
 }
 
+/** Widths whose heads are not 64 wide in timm: ViT-H/14 (1280, 16 heads), ViT-g (1408, 16), ViT-G (1664, 16). */
+const WIDE_HEADS: Record<number, number> = { 1280: 16, 1408: 16, 1664: 16 };
+
 /**
  * The architecture from the shapes: width, patch and input channels from patch_embed.proj.weight,
  * depth from the blocks, image size from pos_embed (a class token plus a square grid). Heads
- * do not show in any shape: from the recorded name if the file has one, else `assumed` at
- * timm's 64 dimensions per head.
+ * do not show in any shape: from the recorded name if the file has one, else `assumed` as
+ * timm's models of that width have them (64 dimensions per head but for the widest).
  */
 export function inferArch(
   plan: TorchCheckpointPlan,
@@ -218,6 +221,7 @@ export function inferArch(
   const assumed: { numHeads?: number } = {};
   const named = headsFromName(plan.archName, plan.layout);
   if (named !== null && embedDim % named === 0) arch.numHeads = named;
+  else if (WIDE_HEADS[embedDim]) assumed.numHeads = WIDE_HEADS[embedDim];
   else if (embedDim % 64 === 0) assumed.numHeads = embedDim / 64;
   const heads = arch.numHeads ?? assumed.numHeads;
   for (const [model, p] of Object.entries(PRESET_ARCH)) {
@@ -277,7 +281,7 @@ export function describeTorchCheckpoint(path: string, encoder: EncoderChoice = '
         ? {
             assumed: {
               numHeads: assumed.numHeads,
-              why: 'heads show in no shape and the file names no architecture: 64 dimensions per head',
+              why: "heads show in no shape and the file names no architecture: timm's heads for this width",
             },
           }
         : arch.numHeads === undefined
