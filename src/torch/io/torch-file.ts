@@ -108,7 +108,14 @@ function storagePid(
 }
 
 function readZip(path: string): TorchFile {
-  const records = new Set<string>(N.zipRecords(path) as string[]);
+  let names: string[];
+  try {
+    names = N.zipRecords(path) as string[];
+  } catch (e) {
+    const why = (e as Error).message.replace(/^zipRecords: /, '').replace(/ \(arguments: .*\)$/, '');
+    throw new Error(`${path}: a zip file libtorch cannot read (truncated or corrupt?): ${why}`);
+  }
+  const records = new Set<string>(names);
   if (!records.has('data.pkl')) {
     throw new Error(
       `${path}: a zip file without data.pkl: not written by torch.save` +
