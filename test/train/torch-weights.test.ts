@@ -301,3 +301,22 @@ test("PyTorch 2.x's _rebuild_tensor_v3 over an untyped storage: offset and strid
   assert.equal(value.storage.numel, 6);
   assert.deepEqual([value.offset, value.shape, value.stride], [1, [2], [2]]);
 });
+
+test('saveTorchFile: written atomically (a failed write leaves the old file), read back as saved', () => {
+  const file = join(tmp, 'atomic.pth');
+  const a = torch.tensor([0, 1, 2, 3, 4, 5]).reshape(2, 3);
+  saveTorchFile(file, { w: a, n: 7 });
+  const before = readFileSync(file);
+  // a tensor of a dtype torch.save could store but that mmoco does not pickle: refused before writing
+  assert.throws(
+    () => saveTorchFile(file, { w: a, bad: { dispose() {}, dtype: 'complex64', shape: [1] } as never }),
+    /atomic\.pth: no storage type for dtype complex64/,
+  );
+  assert.deepEqual(readFileSync(file), before);
+  assert.throws(() => saveTorchFile(join(tmp, 'no-such-folder', 'x.pth'), { w: a }), /no-such-folder/);
+  const f = readTorchFile(file);
+  const [back] = f.loadTensors([tensorRefs(f.value).get('w')!]);
+  assert.deepEqual(values(back!), [0, 1, 2, 3, 4, 5]);
+  assert.equal((f.value as Map<PyValue, PyValue>).get('n'), 7);
+  for (const t of [a, back!]) t.dispose();
+});

@@ -19,6 +19,7 @@ import { writeFileAtomicWith } from './atomic.js';
 import {
   pickle,
   PickleError,
+  STORAGE_TYPE_OF,
   PyTuple,
   storageDtype,
   TensorRef,
@@ -287,6 +288,8 @@ export function saveTorchFile(path: string, value: Savable): void {
   const bufs: Uint8Array[] = [new Uint8Array(0), Buffer.from('little')];
   const convert = (v: Savable): Picklable => {
     if (isTensor(v)) {
+      if (!STORAGE_TYPE_OF[v.dtype])
+        throw new TypeError(`saveTorchFile: ${path}: no storage type for dtype ${v.dtype}`);
       const key = String(names.length - 2);
       const bytes = new Uint8Array(N.toBuffer(v.id, null) as ArrayBuffer);
       names.push(`data/${key}`);
