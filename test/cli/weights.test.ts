@@ -134,6 +134,17 @@ test('mmoco linprobe --checkpoint dino.pth trains on the imported teacher', () =
   assert.ok(Number(j.top1) >= 0 && Number(j.top5) >= Number(j.top1));
 });
 
+test('mmoco finetune --checkpoint mae.pth: global pool over the imported MAE encoder', () => {
+  const out = join(tmp, 'ft');
+  const r = mmoco(['finetune', ...SMALL, '--checkpoint', join(CK, 'mae.pth'), '--batch-size', '16', '--max-steps-per-epoch', '2',
+    '--epochs', '2', '--warmup-epochs', '1', '--out', out]); // prettier-ignore
+  assert.equal(r.status, 0, r.stderr);
+  const j = last(r.stdout);
+  assert.match(String(j.weights), /mae\.pth \(mae model\)/);
+  assert.ok(Number(j.top1) >= 0 && Number(j.top5) >= Number(j.top1));
+  assert.ok(existsSync(join(out, 'best.safetensors')));
+});
+
 test('mmoco export --format pth and mocov3: PyTorch reads them (weights_only), strictly into its ViT, with our features', () => {
   const pth = join(tmp, 'vit.pth');
   const moco = join(tmp, 'moco.pth.tar');
