@@ -112,7 +112,7 @@ test('a flat state dict (pickle protocol 4) names no architecture: heads from --
   assert.throws(() => archFor(CFG, w), /flat-protocol4\.pth.*heads shows in no tensor shape.*--num-heads/);
 });
 
-test('heads follow the recorded name, else 64 per head when the width allows', () => {
+test("without a recorded name, timm's heads for the width are assumed (64 per head); no backbone is named", () => {
   const shape = (s: number[]): TensorRef =>
     new TensorRef(
       { kind: 'storage', key: 'k', dtype: 'float32', location: 'cpu', numel: 1 },
