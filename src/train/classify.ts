@@ -17,7 +17,7 @@ import { loadPretrainedBackbone } from './pretrained.js';
 import { RunDir, TrainingDiverged } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
-import { archFor, readBackboneWeights } from './weights.js';
+import { archFor, assumedNote, readBackboneWeights } from './weights.js';
 import { precisionOf } from './pretrain.js';
 
 const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData'];
@@ -54,8 +54,11 @@ function backboneOf(
     return { vit: buildBackbone(c, extra), weights: 'random init' };
   }
   const w = readBackboneWeights(c.checkpoint, { encoder: c.checkpointKey });
-  const vit = buildBackbone(archFor(c, w), extra);
+  let vit: VisionTransformer;
   try {
+    vit = buildBackbone(archFor(c, w), extra);
+    const assumed = assumedNote(c, w);
+    if (assumed) log(`${w.source}: ${assumed}`);
     const r = loadPretrainedBackbone(vit, w.tensors);
     if (r.unexpectedKeys.length) log(`ignored checkpoint keys: ${r.unexpectedKeys.join(', ')}`);
   } finally {

@@ -36,6 +36,13 @@ export interface BackboneWeights {
   source: string;
 }
 
+/** A note when archFor used assumed heads (they show in no shape of the file), else null. */
+export function assumedNote(c: ArchConfig, w: BackboneWeights): string | null {
+  const n = w.assumed?.numHeads;
+  if (!n || w.arch.numHeads !== undefined || (c.numHeads !== null && c.numHeads !== undefined)) return null;
+  return `${n} attention heads assumed (the file does not record them; --num-heads sets them)`;
+}
+
 /** The architecture to build for `w`: what the weights record wins, then the config, then guesses. */
 export function archFor<C extends ArchConfig>(c: C, w: BackboneWeights): C {
   const a: C = { ...c, ...w.arch };

@@ -17,7 +17,7 @@ import { readTorchFile, saveTorchFile, tensorRefs } from '../../src/torch/io/tor
 import { buildBackbone } from '../../src/train/backbone.js';
 import { loadPretrainedBackbone } from '../../src/train/pretrained.js';
 import { describeTorchCheckpoint, type EncoderChoice } from '../../src/train/torch-weights.js';
-import { archFor, readBackboneWeights } from '../../src/train/weights.js';
+import { archFor, assumedNote, readBackboneWeights } from '../../src/train/weights.js';
 import { assertClose, assertExact, T, values, type Rec } from '../models/fixture.js';
 
 function fixtureDir(): string {
@@ -137,6 +137,13 @@ test("without a recorded name, timm's heads for the width are assumed (64 per he
   const info = describeTorchCheckpoint(file);
   assert.deepEqual(info.arch, { imgSize: 224, patchSize: 32, depth: 1, embedDim: d });
   assert.equal((info.assumed as { numHeads: number }).numHeads, 2);
+  const w = readBackboneWeights(file);
+  for (const x of w.tensors.values()) x.dispose();
+  assert.equal(archFor(CFG, w).numHeads, 2);
+  assert.match(String(assumedNote(CFG, w)), /2 attention heads assumed/);
+  // what the user configures wins over the guess
+  assert.equal(archFor({ ...CFG, numHeads: 4 }, w).numHeads, 4);
+  assert.equal(assumedNote({ ...CFG, numHeads: 4 }, w), null);
   saveTorchFile(file, { model: new Map([['x', torch.zeros(1)]]) });
   assert.match(String(describeTorchCheckpoint(file).problem), /no ViT backbone in 'model'.*patch_embed\.proj\.weight/);
 });
