@@ -32,16 +32,23 @@ static std::vector<int64_t> IntsOf(const Napi::Value& v, const std::string& what
   return out;
 }
 
-// A strided view of `bytes` raw bytes as `dt`, copied into a tensor of its own. Every element
-// the view touches must lie inside the bytes: the numbers come from a file, so a wrong or
-// hostile one is an error here, never a read outside the buffer.
-static at::Tensor StridedCopy(const void* data, size_t bytes, at::ScalarType dt, const std::vector<int64_t>& shape,
-                              const std::vector<int64_t>& strides, int64_t offset, const std::string& what) {
+// `bytes` raw bytes as a 1-D tensor of `dt` elements (checked to be a whole number of them).
+static int64_t ElementsIn(size_t bytes, at::ScalarType dt, const std::string& what) {
   const size_t esize = c10::elementSize(dt);
   if (bytes % esize != 0)
     throw std::invalid_argument(what + ": " + std::to_string(bytes) + " bytes are not a whole number of " +
                                 DtypeName(dt) + " elements");
-  const int64_t elems = static_cast<int64_t>(bytes / esize);
+  return static_cast<int64_t>(bytes / esize);
+}
+
+// The strided view of a 1-D storage tensor the caller read from a pickle. Every element the view
+// touches must lie inside the storage: the numbers come from a file, so a wrong or hostile one
+// is an error here, never a read outside the buffer. The whole storage in row-major order is
+// returned as it is; anything else is copied out, so a small view does not keep a large
+// storage alive.
+static at::Tensor ViewOf(const at::Tensor& storage, const std::vector<int64_t>& shape,
+                         const std::vector<int64_t>& strides, int64_t offset, const std::string& what) {
+  const int64_t elems = storage.numel();
   if (shape.size() != strides.size())
     throw std::invalid_argument(what + ": shape has " + std::to_string(shape.size()) + " dimensions, strides " +
                                 std::to_string(strides.size()));
@@ -56,13 +63,22 @@ static at::Tensor StridedCopy(const void* data, size_t bytes, at::ScalarType dt,
   }
   if (!empty && last >= elems)
     throw std::invalid_argument(what + ": the view reaches element " + std::to_string(static_cast<int64_t>(last)) +
-                                " of a storage of " + std::to_string(elems) + " " + DtypeName(dt) + " elements");
-  at::Tensor storage = at::empty({elems}, at::TensorOptions().dtype(dt));
-  if (bytes) std::memcpy(storage.data_ptr(), data, bytes);
+                                " of a storage of " + std::to_string(elems) + " " +
+                                DtypeName(storage.scalar_type()) + " elements");
   at::Tensor view = storage.as_strided(shape, strides, offset);
-  // the whole storage in row-major order: keep it as it is, else copy out what the view sees
   if (offset == 0 && view.numel() == elems && view.is_contiguous()) return view;
   return view.clone(at::MemoryFormat::Contiguous);
+}
+
+// A record's bytes (the reader's allocation, 64-byte aligned) as a 1-D tensor without a copy:
+// the tensor owns the DataPtr.
+static at::Tensor RecordTensor(std::tuple<at::DataPtr, size_t> rec, at::ScalarType dt, const std::string& what) {
+  const int64_t elems = ElementsIn(std::get<1>(rec), dt, what);
+  if (elems == 0) return at::empty({0}, at::TensorOptions().dtype(dt));
+  auto owner = std::make_shared<at::DataPtr>(std::move(std::get<0>(rec)));
+  void* data = owner->get();
+  return at::from_blob(
+      data, {elems}, [owner](void*) mutable { owner.reset(); }, at::TensorOptions().dtype(dt));
 }
 
 // zipRecords(path) -> the record names of a PyTorch zip archive (without the archive folder).
@@ -87,12 +103,15 @@ OP(zipRecord, "") {
 }
 
 // zipTensors(path, specs) -> tensors, one per spec [record, dtype code, shape, strides, offset]:
-// each a strided view of the record's bytes (copied). A record several specs name is read once.
+// each a strided view of the record's bytes (the record itself when it is the whole of it, else
+// a copy). A record several specs name is read once.
 OP(zipTensors, "") {
   PyTorchStreamReader reader(Str(a, 0));
   if (!a[1].IsArray()) throw std::invalid_argument("specs: expected an array");
   Napi::Array specs = a[1].As<Napi::Array>();
-  std::map<std::string, std::tuple<at::DataPtr, size_t>> cache;
+  // record → its bytes as a storage tensor (of the first dtype it was read as; another dtype
+  // reinterprets the same bytes, as the pickle asks)
+  std::map<std::string, at::Tensor> cache;
   std::vector<at::Tensor> out;
   out.reserve(specs.Length());
   for (uint32_t i = 0; i < specs.Length(); i++) {
@@ -105,14 +124,19 @@ OP(zipTensors, "") {
       throw std::invalid_argument(what + ": expected [record, dtype, shape, strides, offset]");
     std::string name = s.Get(0u).As<Napi::String>().Utf8Value();
     at::ScalarType dt = DtypeFromCode(s.Get(1u).As<Napi::Number>().Int64Value());
+    const std::string rec = "record '" + name + "'";
     auto it = cache.find(name);
     if (it == cache.end()) {
       if (!reader.hasRecord(name)) throw std::invalid_argument(what + ": no record '" + name + "' in the archive");
-      it = cache.emplace(name, reader.getRecord(name)).first;
+      it = cache.emplace(name, RecordTensor(reader.getRecord(name), dt, rec)).first;
     }
-    out.push_back(StridedCopy(std::get<0>(it->second).get(), std::get<1>(it->second), dt, IntsOf(s.Get(2u), what),
-                              IntsOf(s.Get(3u), what), s.Get(4u).As<Napi::Number>().Int64Value(),
-                              "record '" + name + "'"));
+    at::Tensor storage = it->second;
+    if (storage.scalar_type() != dt) {
+      ElementsIn(storage.numel() * storage.element_size(), dt, rec);
+      storage = storage.view(dt);
+    }
+    out.push_back(ViewOf(storage, IntsOf(s.Get(2u), what), IntsOf(s.Get(3u), what),
+                         s.Get(4u).As<Napi::Number>().Int64Value(), rec));
   }
   return OutList(a, out);
 }
@@ -123,7 +147,11 @@ OP(stridedFromBuffer, "") {
   if (!a[0].IsTypedArray()) throw std::invalid_argument("argument 0: expected a TypedArray");
   Napi::TypedArray ta = a[0].As<Napi::TypedArray>();
   const uint8_t* src = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  return Out(a, StridedCopy(src, ta.ByteLength(), DT(a, 1), IL(a, 2), IL(a, 3), I(a, 4), "storage"));
+  const at::ScalarType dt = DT(a, 1);
+  // copied: JS owns the buffer, and the bytes may sit at any alignment
+  at::Tensor storage = at::empty({ElementsIn(ta.ByteLength(), dt, "storage")}, at::TensorOptions().dtype(dt));
+  if (ta.ByteLength()) std::memcpy(storage.data_ptr(), src, ta.ByteLength());
+  return Out(a, ViewOf(storage, IL(a, 2), IL(a, 3), I(a, 4), "storage"));
 }
 
 // zipWrite(path, names, buffers): a PyTorch zip archive (folder 'archive', records 64-byte
