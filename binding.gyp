@@ -15,7 +15,8 @@
         "native/src/dist.cc",
         "native/src/jpeg.cc",
         "native/src/color.cc",
-        "native/src/cuda.cc"
+        "native/src/cuda.cc",
+        "native/src/serialize.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -3,9 +3,9 @@
 # (libtorch, a fast BLAS, the build tools), npm packages, the native addon and the
 # TypeScript build. Each step is skipped when already done, so every README command can
 # call it. Options: --reference also installs the reference implementation that benchmarks
-# compare against and that regenerates test fixtures: Debian's PyTorch with what the scripts in
-# bench/ and test/fixtures/ import (torchvision, PIL, NumPy), and checks that each of their
-# imports resolves.
+# compare against, that regenerates test fixtures and that `npm test` uses to read back what
+# `mmoco export` writes: Debian's PyTorch with what the scripts in bench/ and test/fixtures/
+# import (torchvision, PIL, NumPy), and checks that each of their imports resolves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

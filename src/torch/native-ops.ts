@@ -235,6 +235,7 @@ export const NATIVE_OPS = [
   'squeeze',
   'stack',
   'std',
+  'stridedFromBuffer',
   'strides',
   'sub',
   'subS',
@@ -263,6 +264,10 @@ export const NATIVE_OPS = [
   'zero_',
   'zeros',
   'zerosLike',
+  'zipRecord',
+  'zipRecords',
+  'zipTensors',
+  'zipWrite',
 ] as const;
 
 export type NativeOp = (typeof NATIVE_OPS)[number];

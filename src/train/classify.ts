@@ -16,7 +16,7 @@ import { loadPretrainedBackbone } from './pretrained.js';
 import { CheckpointClock, RunDir, TrainingDiverged, batchSeed } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
-import { readBackboneWeights } from './weights.js';
+import { archFor, assumedNote, readBackboneWeights } from './weights.js';
 import { precisionOf } from './pretrain.js';
 
 const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData', 'checkpointEveryMinutes'];
@@ -62,9 +62,12 @@ function backboneOf(
     log('no checkpoint: a randomly initialised ViT (the baseline)');
     return { vit: buildBackbone(c, extra), weights: 'random init' };
   }
-  const w = readBackboneWeights(c.checkpoint);
-  const vit = buildBackbone({ ...c, ...w.arch }, extra);
+  const w = readBackboneWeights(c.checkpoint, { encoder: c.checkpointKey });
+  let vit: VisionTransformer;
   try {
+    vit = buildBackbone(archFor(c, w), extra);
+    const assumed = assumedNote(c, w);
+    if (assumed) log(`${w.source}: ${assumed}`);
     const r = loadPretrainedBackbone(vit, w.tensors);
     if (r.unexpectedKeys.length) log(`ignored checkpoint keys: ${r.unexpectedKeys.join(', ')}`);
   } finally {

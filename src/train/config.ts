@@ -167,7 +167,13 @@ export const KNN_SCHEMA = {
     type: 'string',
     default: null,
     nullable: true,
-    doc: 'pre-trained weights: a run folder, a checkpoint folder or a backbone .safetensors (none: random init)',
+    doc: 'pre-trained weights: a run folder, a checkpoint folder, a backbone .safetensors or a PyTorch checkpoint (.pth, .pth.tar of MoCo v3, MAE, DeiT/timm, DINO) (none: random init)',
+  },
+  checkpointKey: {
+    type: 'enum',
+    values: ['auto', 'base_encoder', 'momentum_encoder', 'teacher', 'student'],
+    default: 'auto',
+    doc: "the encoder of a .pth that holds two: MoCo v3's base_encoder (auto) or momentum_encoder, DINO's teacher (auto) or student",
   },
   ...MODEL,
   batchSize: { type: 'int', default: 256, min: 1, doc: 'images per feature batch' },
@@ -177,6 +183,7 @@ export const KNN_SCHEMA = {
 export const LINPROBE_SCHEMA = {
   ...RUN,
   checkpoint: KNN_SCHEMA.checkpoint,
+  checkpointKey: KNN_SCHEMA.checkpointKey,
   ...MODEL,
   epochs: { type: 'int', default: 90, min: 1, doc: 'training epochs' },
   batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
@@ -195,6 +202,7 @@ export const LINPROBE_SCHEMA = {
 export const FINETUNE_SCHEMA = {
   ...RUN,
   checkpoint: KNN_SCHEMA.checkpoint,
+  checkpointKey: KNN_SCHEMA.checkpointKey,
   ...MODEL,
   globalPool: {
     type: 'enum',

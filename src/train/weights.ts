@@ -1,12 +1,16 @@
 // Pre-trained backbone weights from what the user points at: a pre-training run folder, its
-// checkpoint folder, or a backbone .safetensors (as `mmoco export` writes it, or any file with
-// timm's VisionTransformer names). The result has timm's names (`patch_embed.proj.weight`,
+// checkpoint folder, a backbone .safetensors (as `mmoco export` writes it, or any file with
+// timm's VisionTransformer names), or another project's PyTorch checkpoint (.pth, .pth.tar:
+// MoCo v3, MAE, DeiT/timm, DINO; see torch-weights.ts). The result has timm's names (`patch_embed.proj.weight`,
 // `blocks.0.attn.qkv.weight`, ...), ready for timm's `load_state_dict` or ours.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as safetensors from '../torch/io/safetensors.js';
 import { findCheckpoint } from '../torch/io/checkpoint.js';
+import { isTorchFile } from '../torch/io/torch-file.js';
 import type { Tensor } from '../torch/index.js';
+import type { ArchConfig } from './backbone.js';
+import { readTorchBackbone, type EncoderChoice } from './torch-weights.js';
 
 /** The online backbone's prefix in a pre-training checkpoint (MoCo v3's names). */
 export const PRETRAIN_BACKBONE_PREFIX = 'base_encoder.backbone.';
@@ -23,8 +27,35 @@ export interface BackboneWeights {
     depth: number;
     embedDim: number;
   }>;
+  /**
+   * What the source does not record but was guessed (heads of a .pth: they show in no shape);
+   * a value the user configures wins over these.
+   */
+  assumed?: { numHeads?: number };
   /** where they came from */
   source: string;
+}
+
+/** A note when archFor used assumed heads (they show in no shape of the file), else null. */
+export function assumedNote(c: ArchConfig, w: BackboneWeights): string | null {
+  const n = w.assumed?.numHeads;
+  if (!n || w.arch.numHeads !== undefined || (c.numHeads !== null && c.numHeads !== undefined)) return null;
+  return `${n} attention heads assumed (the file does not record them; --num-heads sets them)`;
+}
+
+/** The architecture to build for `w`: what the weights record wins, then the config, then guesses. */
+export function archFor<C extends ArchConfig>(c: C, w: BackboneWeights): C {
+  const a: C = { ...c, ...w.arch };
+  if (w.arch.numHeads === undefined && (c.numHeads === null || c.numHeads === undefined) && w.assumed) {
+    // a file that does not record its heads: the preset's would be a silent guess
+    if (!w.assumed.numHeads) {
+      throw new Error(
+        `${w.source}: the number of attention heads shows in no tensor shape and the file names no architecture: give --num-heads`,
+      );
+    }
+    a.numHeads = w.assumed.numHeads;
+  }
+  return a;
 }
 
 function archFrom(o: Record<string, unknown> | null | undefined): BackboneWeights['arch'] {
@@ -51,14 +82,21 @@ export function checkpointOf(path: string): string | null {
 }
 
 /**
- * Reads the backbone weights at `path` (run folder, checkpoint folder or .safetensors file).
- * From a pre-training checkpoint the online backbone (`base_encoder.backbone.*`) is taken; from a
- * classification checkpoint (linprobe/finetune: module `model`) the ViT's own keys.
+ * Reads the backbone weights at `path` (run folder, checkpoint folder, .safetensors or torch.save
+ * file). From a pre-training checkpoint the online backbone (`base_encoder.backbone.*`) is taken;
+ * from a classification checkpoint (linprobe/finetune: module `model`) the ViT's own keys; from a
+ * PyTorch checkpoint with two encoders the one `o.encoder` names (default: MoCo v3's base
+ * encoder, DINO's teacher).
  */
-export function readBackboneWeights(path: string): BackboneWeights {
+export function readBackboneWeights(path: string, o: { encoder?: EncoderChoice } = {}): BackboneWeights {
   if (!existsSync(path)) throw new Error(`weights not found: ${path}`);
   if (statSync(path).isFile()) {
-    if (!path.endsWith('.safetensors')) throw new Error(`${path}: expected a .safetensors file or a run folder`);
+    if (!path.endsWith('.safetensors')) {
+      if (isTorchFile(path)) return readTorchBackbone(path, o.encoder ?? 'auto');
+      throw new Error(
+        `${path}: expected a .safetensors file, a PyTorch checkpoint (torch.save: .pth, .pth.tar) or a run folder`,
+      );
+    }
     const loaded = safetensors.load(path);
     const tensors = loaded.tensors;
     return stripPrefix(tensors, path, archFrom(loaded.metadata));

@@ -6,12 +6,15 @@ import { buildBackbone, type ArchConfig } from '../../train/backbone.js';
 import { openData } from '../../train/data.js';
 import { knnMonitor } from '../../train/monitor.js';
 import { loadPretrainedBackbone } from '../../train/pretrained.js';
-import { readBackboneWeights } from '../../train/weights.js';
+import { archFor, assumedNote, readBackboneWeights } from '../../train/weights.js';
+import type { EncoderChoice } from '../../train/torch-weights.js';
 import type { KnnConfig } from '../../train/config.js';
 import { commandHelp, resolveCommand } from './common.js';
 
 /** A backbone for evaluation: the checkpoint's (its recorded architecture wins) or a random one. */
-export function backboneFor(c: ArchConfig & { checkpoint: string | null; seed: number }): {
+export function backboneFor(
+  c: ArchConfig & { checkpoint: string | null; checkpointKey?: EncoderChoice; seed: number },
+): {
   backbone: VisionTransformer;
   note: string;
 } {
@@ -19,15 +22,17 @@ export function backboneFor(c: ArchConfig & { checkpoint: string | null; seed: n
   if (!c.checkpoint) {
     return { backbone: buildBackbone(c), note: `random init (${c.model}/${c.patchSize}, seed ${c.seed})` };
   }
-  const w = readBackboneWeights(c.checkpoint);
-  const backbone = buildBackbone({ ...c, ...w.arch });
+  const w = readBackboneWeights(c.checkpoint, { encoder: c.checkpointKey });
+  let backbone: VisionTransformer;
   try {
+    backbone = buildBackbone(archFor(c, w));
     const r = loadPretrainedBackbone(backbone, w.tensors);
     if (r.missingKeys.length) throw new Error(`${w.source}: missing backbone keys ${r.missingKeys.join(', ')}`);
   } finally {
     for (const t of w.tensors.values()) t.dispose();
   }
-  return { backbone, note: w.source };
+  const assumed = assumedNote(c, w);
+  return { backbone, note: assumed ? `${w.source}; ${assumed}` : w.source };
 }
 
 export async function knnCommand(argv: readonly string[]): Promise<number> {

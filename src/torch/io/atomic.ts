@@ -5,22 +5,35 @@ import { basename, dirname, join } from 'node:path';
 
 /** Writes `chunks` to a temporary file beside `path`, fsyncs it, renames it over `path`, fsyncs the folder. */
 export function writeFileAtomic(path: string, chunks: Uint8Array | readonly Uint8Array[]): void {
+  writeFileAtomicWith(path, (tmp) => {
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      for (const chunk of chunks instanceof Uint8Array ? [chunks] : chunks) {
+        let off = 0;
+        while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+/**
+ * The same for a file some other writer makes (`write(tmp)` creates the temporary file, e.g.
+ * libtorch's zip writer): then fsync, rename over `path`, fsync the folder. A failed write
+ * leaves `path` as it was and no temporary file.
+ */
+export function writeFileAtomicWith(path: string, write: (tmp: string) => void): void {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const fd = openSync(tmp, 'w', 0o644);
   try {
-    for (const chunk of chunks instanceof Uint8Array ? [chunks] : chunks) {
-      let off = 0;
-      while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+    write(tmp);
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
     }
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
