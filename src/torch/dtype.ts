@@ -38,6 +38,20 @@ export function dtypeFromCode(code: number): DType {
   return d;
 }
 
+/** Bytes of one element of each dtype (the checkpoint readers and writers size storages by it). */
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = {
+  float64: 8,
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
+
 export function isFloatingPoint(d: DType): boolean {
   return d === 'float32' || d === 'float64' || d === 'float16' || d === 'bfloat16';
 }

@@ -6,7 +6,7 @@
 // before any call, so a crafted file cannot get a function called (that is how pickle exploits
 // work: GLOBAL os.system + REDUCE). The writer emits protocol 2 as torch.save does, with only
 // opcodes that torch.load(weights_only=True) accepts.
-import type { DType } from '../dtype.js';
+import { DTYPE_BYTES, type DType } from '../dtype.js';
 
 /** A Python tuple (lists are JS arrays). */
 export class PyTuple {
@@ -109,19 +109,6 @@ const TORCH_DTYPES: Record<string, DType> = {
   int8: 'int8',
   uint8: 'uint8',
   bool: 'bool',
-};
-
-const ELEMENT_BYTES: Record<DType, number> = {
-  float64: 8,
-  float32: 4,
-  float16: 2,
-  bfloat16: 2,
-  int64: 8,
-  int32: 4,
-  int16: 2,
-  int8: 1,
-  uint8: 1,
-  bool: 1,
 };
 
 /** numpy dtype codes a numpy scalar may carry, with how to read its bytes. */
@@ -657,8 +644,8 @@ function callAllowed(name: string, args: PyValue[], fail: (w: string) => never):
       const dtype = dt instanceof PyGlobal ? TORCH_DTYPES[splitName(dt.name)[1]] : undefined;
       if (!dtype || !storage || !isStorage(storage)) fail(`${name}: expected an untyped storage and a torch dtype`);
       const st = storage as StorageRef;
-      const size = ELEMENT_BYTES[dtype!];
-      const bytes = st.numel * ELEMENT_BYTES[st.dtype];
+      const size = DTYPE_BYTES[dtype!];
+      const bytes = st.numel * DTYPE_BYTES[st.dtype];
       if (bytes % size !== 0) fail(`${name}: ${bytes} storage bytes are not whole ${dtype} elements`);
       const typed: StorageRef = { ...st, dtype: dtype!, numel: bytes / size };
       return callAllowed('torch._utils._rebuild_tensor_v2', [typed, ...args.slice(1, 6)], fail);

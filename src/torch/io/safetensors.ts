@@ -3,7 +3,7 @@
 // (string → string), padded with spaces so the data that follows starts 8-byte aligned,
 // then the tensors' bytes, row-major, little-endian, back to back.
 import { readFileSync } from 'node:fs';
-import type { DType } from '../dtype.js';
+import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { dtypeCode } from '../dtype.js';
 import { N } from '../native.js';
 import { _wrap, type Tensor } from '../tensor.js';
@@ -22,18 +22,6 @@ const TO_ST: Partial<Record<DType, string>> = {
   bool: 'BOOL',
 };
 const FROM_ST: Record<string, DType> = Object.fromEntries(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
-const SIZE: Record<DType, number> = {
-  float64: 8,
-  float32: 4,
-  float16: 2,
-  bfloat16: 2,
-  int64: 8,
-  int32: 4,
-  int16: 2,
-  int8: 1,
-  uint8: 1,
-  bool: 1,
-};
 const ALIGN = 8;
 
 export type Metadata = Record<string, string>;
@@ -49,7 +37,7 @@ interface Entry {
 export function serialize(tensors: NamedTensors, metadata?: Metadata): Uint8Array[] {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
   // Larger element types first, then by name: every tensor stays aligned to its element size.
-  entries.sort(([an, a], [bn, b]) => SIZE[b.dtype] - SIZE[a.dtype] || (an < bn ? -1 : an > bn ? 1 : 0));
+  entries.sort(([an, a], [bn, b]) => DTYPE_BYTES[b.dtype] - DTYPE_BYTES[a.dtype] || (an < bn ? -1 : an > bn ? 1 : 0));
   const header: Record<string, Entry | Metadata> = {};
   if (metadata && Object.keys(metadata).length > 0) {
     for (const [k, v] of Object.entries(metadata)) {
@@ -136,7 +124,7 @@ export function parse(buf: Uint8Array, source = '<buffer>', opts: { device?: str
       ) {
         fail(source, `tensor '${name}': bad data_offsets ${JSON.stringify(off)}`);
       }
-      const want = shape.reduce((a, b) => a * b, 1) * SIZE[dtype];
+      const want = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
       if (off[1] - off[0] !== want) {
         fail(
           source,

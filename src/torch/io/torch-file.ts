@@ -11,7 +11,7 @@
 // `TensorRef`s in place of tensors; `loadTensors` then reads just the tensors asked for (a
 // checkpoint's optimizer state is twice the model and usually not wanted).
 import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
-import type { DType } from '../dtype.js';
+import { DTYPE_BYTES, type DType } from '../dtype.js';
 import { dtypeCode } from '../dtype.js';
 import { N } from '../native.js';
 import { _wrap, type Tensor } from '../tensor.js';
@@ -30,19 +30,6 @@ import {
   type PyValue,
   type StorageRef,
 } from './pickle.js';
-
-const ELEMENT_SIZE: Record<DType, number> = {
-  float64: 8,
-  float32: 4,
-  float16: 2,
-  bfloat16: 2,
-  int64: 8,
-  int32: 4,
-  int16: 2,
-  int8: 1,
-  uint8: 1,
-  bool: 1,
-};
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 
@@ -210,7 +197,7 @@ function readLegacy(path: string): TorchFile {
     if (pos + 8 > buf.length) throw new Error(`${path}: truncated before storage '${key}'`);
     const count = Number(view.getBigInt64(pos, true));
     pos += 8;
-    const bytes = count * ELEMENT_SIZE[root.dtype];
+    const bytes = count * DTYPE_BYTES[root.dtype];
     if (count !== root.numel) {
       throw new Error(`${path}: storage '${key}' holds ${count} elements, its tensors say ${root.numel}`);
     }
