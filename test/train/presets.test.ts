@@ -137,6 +137,19 @@ const EXPECTED: Record<string, { command: ConfigCommand; values: Expect }> = {
       stopGradConv1: false,
     },
   },
+  'cifar10-vit-tiny-gpu': {
+    command: 'pretrain',
+    values: {
+      method: 'mmoco',
+      numChunks: 8,
+      targetChunks: 1,
+      headNorm: 'ln',
+      augmentation: 'light',
+      stopGradConv1: false,
+      momentum: 0.99,
+      temperature: 0.2,
+    },
+  },
   'imagenette-vit-tiny': {
     command: 'pretrain',
     values: {
