@@ -32,11 +32,12 @@ export async function flopsCommand(argv: readonly string[]): Promise<number> {
   }
   const c = r.config;
   const p = PRESET_DIMS[c.model]!;
+  // --depth / --embed-dim / --num-heads override the preset, as they do for the training commands
   const vit: VitFlopConfig = {
     imgSize: c.imgSize,
     patchSize: c.patchSize,
-    dim: p.dim,
-    depth: 12,
+    dim: c.embedDim ?? p.dim,
+    depth: c.depth ?? 12,
     heads: c.numHeads ?? p.heads,
     classAttnBlocks: c.classAttention ? 2 : 0,
   };
@@ -57,7 +58,7 @@ export async function flopsCommand(argv: readonly string[]): Promise<number> {
   const step1 = trainStepMacs({ vit, numChunks: 1, targetChunks: 1, ...heads });
   const step = trainStepMacs({ vit, numChunks: c.numChunks, targetChunks: c.targetChunks, ...heads });
   const lines = [
-    `${c.model}/${c.patchSize} at ${c.imgSize}px: ${N} patches, dim ${p.dim}, depth 12` +
+    `${c.model}/${c.patchSize} at ${c.imgSize}px: ${N} patches, dim ${vit.dim}, depth ${vit.depth}` +
       (c.classAttention ? ', 2 class-attention blocks' : ''),
     'convention: MACs of the matrix products (fvcore/timm); FLOPs = 2 × MACs',
     '',
