@@ -44,9 +44,10 @@ log() { echo "[gpu-check $(date +%H:%M:%S)] $*" >&2; }
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then
   tarball=$(ls .device/node-*.tar.xz 2>/dev/null | head -1)
   [ -n "$tarball" ] || { echo "gpu-check: no Node >= 20 on PATH and no .device/node-*.tar.xz (scripts/device-bundle.sh)" >&2; exit 2; }
-  mkdir -p /tmp/mmoco-node
-  python3 -c "import lzma,sys,tarfile; tarfile.open(fileobj=lzma.open(sys.argv[1])).extractall(sys.argv[2])" "$tarball" /tmp/mmoco-node
-  export PATH="$(dirname "$(ls /tmp/mmoco-node/*/bin/node | head -1)"):$PATH"
+  # unpacked beside the tarball (git-ignored), where node-gyp finds the headers next to the binary
+  mkdir -p .device/node
+  python3 -c "import lzma,sys,tarfile; tarfile.open(fileobj=lzma.open(sys.argv[1])).extractall(sys.argv[2])" "$tarball" .device/node
+  export PATH="$PWD/$(dirname "$(ls .device/node/*/bin/node | head -1)"):$PATH"
 fi
 if [ ! -d node_modules ] && [ -f .device/node_modules.tar.xz ]; then
   python3 -c "import lzma,sys,tarfile; tarfile.open(fileobj=lzma.open(sys.argv[1])).extractall('.')" .device/node_modules.tar.xz
