@@ -134,21 +134,15 @@ export class CachedLoader {
     this.batchSize = loader.batchSize;
   }
 
-  /** This rank's rows for `epoch`: the loader's order without the undecodable samples. */
-  rows(epoch: number): Int32Array {
-    const order = this.loader.indices(epoch);
-    const out = new Int32Array(order.length);
-    let k = 0;
-    for (const i of order) {
-      const r = this.cache.rowOf[i]!;
-      if (r >= 0) out[k++] = r;
-    }
-    return out.subarray(0, k);
+  /** This rank's order for `epoch` without the undecodable samples: data set indices and cache rows. */
+  order(epoch: number): { indices: number[]; rows: Int32Array } {
+    const indices = Array.from(this.loader.indices(epoch)).filter((i) => this.cache.rowOf[i]! >= 0);
+    return { indices, rows: Int32Array.from(indices, (i) => this.cache.rowOf[i]!) };
   }
 
   /** Batches per epoch (the loader's when nothing was skipped). */
   get length(): number {
-    const n = this.rows(0).length;
+    const n = this.order(0).rows.length;
     return this.dropLast ? Math.floor(n / this.batchSize) : Math.ceil(n / this.batchSize);
   }
 
@@ -159,9 +153,7 @@ export class CachedLoader {
 
   /** The batches of `epoch`, from batch `from` on (a resume inside the epoch). */
   async *epoch(epoch: number, o: { from?: number } = {}): AsyncGenerator<Batch, void, undefined> {
-    const rows = this.rows(epoch);
-    const order = this.loader.indices(epoch);
-    const dataIndex = Array.from(order).filter((i) => this.cache.rowOf[i]! >= 0);
+    const { indices: dataIndex, rows } = this.order(epoch);
     const nb = this.dropLast ? Math.floor(rows.length / this.batchSize) : Math.ceil(rows.length / this.batchSize);
     const device = this.cache.images.device;
     const from = o.from ?? 0;
