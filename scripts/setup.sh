@@ -5,7 +5,8 @@
 # call it. Options: --reference also installs the reference implementation that benchmarks
 # compare against, that regenerates test fixtures and that `npm test` uses to read back what
 # `mmoco export` writes: Debian's PyTorch with what the scripts in bench/ and test/fixtures/
-# import (torchvision, PIL, NumPy), and checks that each of their imports resolves.
+# import (torchvision, PIL, NumPy), and checks that each of their imports resolves (imports
+# guarded by `except ImportError`, such as timm, are optional).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -89,7 +90,17 @@ for folder in sys.argv[1:]:
         if not f.endswith(".py"):
             continue
         path = os.path.join(folder, f)
-        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+        tree = ast.parse(open(path, encoding="utf-8").read(), path)
+        # imports guarded by `try: ... except ImportError` are optional (timm: where installed)
+        optional = set()
+        for t in ast.walk(tree):
+            if isinstance(t, ast.Try) and any(
+                    h.type is not None and any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError")
+                                               for n in ast.walk(h.type)) for h in t.handlers):
+                optional.update(id(n) for s in t.body for n in ast.walk(s))
+        for node in ast.walk(tree):
+            if id(node) in optional:
+                continue
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
             for name in names:
