@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The README's measured CIFAR-10 runs: the small recipe (configs/cifar10-vit-tiny.json) with
+// The measured CIFAR-10 runs of docs/runs.md: the small recipe (configs/cifar10-vit-tiny.json) with
 // n = 1 and n = 8 under the same wall-clock budget. For each n a short probe measures the
 // training speed, the run is then sized (3 epochs over a seeded subset) to fill the budget with
 // a complete schedule, trained, and its kNN top-1 compared with the same ViT at initialisation.
