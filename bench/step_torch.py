@@ -19,110 +19,31 @@ online forward of both views (n chunks each) through backbone, projector and pre
 target forward of both full views without autograd, the symmetrised InfoNCE (·2τ), zero_grad,
 backward, AdamW step (torch.optim.AdamW: foreach=True on the CPU; on CUDA fused=True, PyTorch's
 fastest), loss.item(). On CUDA the forward runs under bf16 autocast when the case says so and the
-phases of the breakdown are separated by torch.cuda.synchronize(). The model is the plain
-PyTorch reference of test/fixtures/reference_models.py (timm's ViT as MoCo-v3 uses it,
-MoCo-v3's BN heads), the models the fixtures are made from.
+phases of the breakdown are separated by torch.cuda.synchronize(). The model and the step are
+the plain PyTorch reference of test/fixtures/reference_step.py (timm's ViT as MoCo-v3 uses it,
+MoCo-v3's BN heads and training step), the ones the fixtures are made from.
 """
 import argparse
 import json
-import math
 import os
 import sys
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from torch_common import Foreign, emit, median, now_ms, set_threads
 
-
-# ---- MoCo-v3's position embedding (vits.py) ----
-# The reference models (timm's ViT as MoCo-v3 uses it, MoCo-v3's heads) shared with the fixtures.
+# The reference step (MoCo-v3's builder.py and main_moco.py on timm's ViT), shared with the fixtures.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures"))
-from reference_models import ViT, build_mlp  # noqa: E402
+from reference_step import MaskedMoCo, cosine_momentum, set_lr, train_step, warmup_cosine  # noqa: E402
 
 
-class Encoder(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.backbone = ViT(c["imgSize"], c["patchSize"], c["dim"], c["depth"], c["heads"])
-        nn.init.normal_(self.backbone.cls_token, std=1e-6)
-        p = c["projector"]
-        self.projector = build_mlp(p["layers"], c["dim"], p["hidden"], p["out"], last_bn=True)
-
-    def forward(self, x, groups=None):
-        """groups: (keep, chunks per image) per chunk length, as chunk_groups makes them."""
-        if groups is None:
-            return self.projector(self.backbone.forward_features(x)[:, 0])
-        cls = torch.cat([self.backbone.forward_features(x, keep, c)[:, 0] for keep, c in groups])
-        if len(groups) > 1:  # back to image-major rows (chunk j of image b at b·n + j)
-            b = x.shape[0]
-            n = sum(c for _, c in groups)
-            r = groups[0][1]
-            pos = torch.arange(b * n).reshape(b, n)
-            cls = cls[torch.cat([pos[:, :r].reshape(-1), pos[:, r:].reshape(-1)]).argsort()]
-        return self.projector(cls)
-
-
-class MaskedMoCo(nn.Module):
-    """MoCo-v3's builder.py MoCo with Masked MoCo's online chunks (target m = 1)."""
-
-    def __init__(self, c):
-        super().__init__()
-        self.n, self.T = c["numChunks"], c["temperature"]
-        self.device = c.get("device", "cpu")
-        self.base_encoder = Encoder(c)
-        p, q = c["projector"], c["predictor"]
-        self.predictor = build_mlp(q["layers"], p["out"], q["hidden"], q["out"], last_bn=False)
-        self.momentum_encoder = Encoder(c)
-        for pb, pm in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters()):
-            pm.data.copy_(pb.data)
-            pm.requires_grad = False
-
-    @torch.no_grad()
-    def _update_momentum_encoder(self, m):
-        for param_b, param_m in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters()):
-            param_m.data = param_m.data * m + param_b.data * (1.0 - m)
-
-    def contrastive_loss(self, q, k):
-        q = F.normalize(q, dim=1)
-        k = F.normalize(k, dim=1)
-        logits = q @ k.t() / self.T
-        labels = torch.arange(k.shape[0], device=q.device).repeat_interleave(q.shape[0] // k.shape[0])
-        return F.cross_entropy(logits, labels) * (2 * self.T)
-
-    def chunk_groups(self, b):
-        """chunkMask: a random permutation of the N patches per image cut into n pieces, the first
-        N mod n one patch longer (every patch seen); one (keep, chunks per image) per length."""
-        n, N = self.n, self.base_encoder.backbone.num_patches
-        if n == 1:
-            return None
-        q, r = divmod(N, n)
-        perm = torch.rand(b, N, device=self.device).argsort(1)
-        long = [(perm[:, : r * (q + 1)].reshape(b * r, q + 1), r)] if r else []
-        return long + [(perm[:, r * (q + 1):].reshape(b * (n - r), q), n - r)]
-
-    def online(self, x):
-        return self.predictor(self.base_encoder(x, self.chunk_groups(x.shape[0])))
-
-    def forward(self, x1, x2):
-        q1, q2 = self.online(x1), self.online(x2)
-        with torch.no_grad():
-            k1, k2 = self.momentum_encoder(x1), self.momentum_encoder(x2)
-        return self.contrastive_loss(q1, k2) + self.contrastive_loss(q2, k1)
-
-
-def warmup_cosine(epoch, c):
-    """MoCo-v3's adjust_learning_rate (mmoco's WarmupCosine with minLr 0)."""
-    s = c["schedule"]
-    if epoch < s["warmupEpochs"]:
-        return s["lr"] * epoch / s["warmupEpochs"]
-    t = (epoch - s["warmupEpochs"]) / (s["epochs"] - s["warmupEpochs"])
-    return s["lr"] * 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def cosine_momentum(epoch, c):
-    return 1.0 - 0.5 * (1.0 + math.cos(math.pi * epoch / c["schedule"]["epochs"])) * (1.0 - c["baseMomentum"])
+def build(c):
+    """MoCo-v3's builder.py MoCo with Masked MoCo's online chunks (target m = 1), BN heads, the
+    CLS token drawn as MoCo-v3's vits.py does."""
+    vit = dict(img=c["imgSize"], patch=c["patchSize"], dim=c["dim"], depth=c["depth"], heads=c["heads"])
+    p, q = c["projector"], c["predictor"]
+    return MaskedMoCo(vit, (p["layers"], p["hidden"], p["out"]), (q["layers"], q["hidden"], q["out"]),
+                      n=c["numChunks"], T=c["temperature"], cls_init_std=1e-6)
 
 
 def run(c, threads, compiled=False):
@@ -131,7 +52,7 @@ def run(c, threads, compiled=False):
     dev = c.get("device", "cpu")
     cuda = dev == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    model = MaskedMoCo(c).to(dev)
+    model = build(c).to(dev)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     kind = {"fused": True} if cuda else {"foreach": True}
@@ -145,31 +66,24 @@ def run(c, threads, compiled=False):
     phases = {"ema": [], "forward": [], "backward": [], "optimizer": []}
     bf16 = c.get("precision") == "bf16"
 
+    s = c["schedule"]
+
     def step(it):
         epoch = it / ipe
-        lr = warmup_cosine(epoch, c)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        mom = cosine_momentum(epoch, c)
-        t0 = now_ms()
-        model._update_momentum_encoder(mom)
-        sync()
-        t1 = now_ms()
+        set_lr(opt, warmup_cosine(epoch, s["lr"], s["warmupEpochs"], s["epochs"]))
+        mom = cosine_momentum(epoch, c["baseMomentum"], s["epochs"])
+        marks = [now_ms()]
+
+        def mark(phase):
+            if phase != "optimizer":  # loss.item() has synchronised already
+                sync()
+            marks.append(now_ms())
+
         # bf16 cases: the forward under autocast, as a PyTorch user writes it
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
-            loss = forward(x1, x2)
-        sync()
-        t2 = now_ms()
-        opt.zero_grad()
-        loss.backward()
-        sync()
-        t3 = now_ms()
-        opt.step()
-        opt.zero_grad()
-        value = loss.item()
-        t4 = now_ms()
-        for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            phases[k].append(v)
+        autocast = torch.autocast(dev, dtype=torch.bfloat16) if bf16 else None
+        value, _ = train_step(model, opt, x1, x2, mom, forward=forward, autocast=autocast, after=mark)
+        for k, a, b in zip(phases, marks, marks[1:]):
+            phases[k].append(b - a)
         return value
 
     tc = now_ms()

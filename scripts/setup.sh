@@ -83,7 +83,7 @@ if [ "$want_reference" = 1 ]; then
   /usr/bin/python3 - bench test/fixtures <<'PY'
 import ast, importlib, os, sys
 missing = {}
-# the scripts' own modules (bench scripts import test/fixtures/reference_models.py)
+# the scripts' own modules (bench scripts import test/fixtures/reference_step.py and reference_models.py)
 local = {f[:-3] for folder in sys.argv[1:] for f in os.listdir(folder) if f.endswith(".py")}
 for folder in sys.argv[1:]:
     for f in sorted(os.listdir(folder)):
