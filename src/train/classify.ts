@@ -13,7 +13,8 @@ import { makeLoader, openData, sampled, trainLoader } from './data.js';
 import { Finetuner } from './finetune.js';
 import { LinearProbe } from './linprobe.js';
 import { loadPretrainedBackbone } from './pretrained.js';
-import { CheckpointClock, RunDir, TrainingDiverged, batchSeed } from './run-dir.js';
+import { RunDir } from './run-dir.js';
+import { runEpochs } from './epochs.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
 import { archFor, assumedNote, readBackboneWeights } from './weights.js';
@@ -154,11 +155,8 @@ export async function runClassification(
     log,
     start: { epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, weights },
   });
-  const { startEpoch, resumedFrom } = begin;
-  let step = begin.step;
+  const { resumedFrom } = begin;
   let best = begin.progress ? Number(begin.progress.bestTop1) : -1;
-  const state = { modules, stateful };
-  const clock = new CheckpointClock(cfg.checkpointEveryMinutes);
   if (group) trainer.distribute(group);
   if (lead)
     log(
@@ -167,72 +165,45 @@ export async function runClassification(
 
   const t0 = performance.now();
   let last = { top1: NaN, top5: NaN };
-  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-    const te = performance.now();
-    // a mid-epoch checkpoint: its batches are not read again, its losses count in the epoch's mean
-    const resumed = epoch === startEpoch ? begin.partial : null;
-    const from = resumed?.batch ?? 0;
-    let i = from;
-    let lossSum = resumed?.lossSum ?? 0;
-    for await (const batch of loader.epoch(epoch, { from })) {
-      if (i >= batches) {
-        torch.dispose([batch.images, batch.labels]);
-        break;
-      }
-      // augmentation (and mixup) draws: seeded per batch, so resuming reproduces them (batchSeed)
-      torch.manualSeed(batchSeed(cfg.seed, epoch, rank, i));
-      let r: { loss: number; lr: number };
-      try {
-        r = trainer.trainStep(batch.images, batch.labels, step);
-      } catch (e) {
-        const m = /loss is (\S+) at iteration/.exec((e as Error).message);
-        if (!m) throw e;
-        if (lead) run.log({ kind: 'stop', reason: `loss ${m[1]}`, epoch, step });
-        throw new TrainingDiverged(step, epoch, Number(m[1]), run.checkpoint());
-      } finally {
-        torch.dispose([batch.images, batch.labels]);
-      }
-      if (lead && step % cfg.logEvery === 0) run.log({ kind: 'step', epoch, step, loss: r.loss, lr: r.lr });
-      if (lead) hooks.onStep?.({ epoch, epochs: cfg.epochs, step, batch: i, batches, images: cfg.batchSize, ...r });
-      lossSum += r.loss;
-      step++;
-      i++;
-      if (lead && i < batches && clock.due()) {
-        run.save(state, { epoch, step, bestTop1: best }, { epoch, batch: i, lossSum });
-        clock.reset();
-        log(`checkpoint inside epoch ${epoch} after batch ${i}/${batches} (step ${step})`);
-      }
-    }
-    if (!lead) {
+  let wallS = 0;
+  await runEpochs({
+    run,
+    begin,
+    epochs: cfg.epochs,
+    batches,
+    seed: cfg.seed,
+    rank,
+    lead,
+    group,
+    loader,
+    state: { modules, stateful },
+    checkpointEveryMinutes: cfg.checkpointEveryMinutes,
+    log,
+    step: (batch, at) => trainer.trainStep(batch.images, batch.labels, at.step),
+    afterStep: (r, { epoch, step, batch }) => {
+      if (!lead) return;
+      if (step % cfg.logEvery === 0) run.log({ kind: 'step', epoch, step, loss: r.loss, lr: r.lr });
+      hooks.onStep?.({ epoch, epochs: cfg.epochs, step, batch, batches, images: cfg.batchSize, ...r });
+    },
+    progress: () => ({ bestTop1: best }),
+    endEpoch: async ({ epoch, loss, started }) => {
       // rank 0 evaluates and writes; the others wait for it
-      group?.barrier();
-      continue;
-    }
-    const ev = await trainer.evaluate(valLoader);
-    last = { top1: ev.top1, top5: ev.top5 };
-    const wallS = (performance.now() - te) / 1000;
-    run.log({
-      kind: 'eval',
-      epoch,
-      top1: ev.top1,
-      top5: ev.top5,
-      loss: ev.loss,
-      trainLoss: lossSum / Math.max(1, i),
-      wallS,
-    });
-    if (ev.top1 > best) {
-      best = ev.top1;
-      if (trainer instanceof Finetuner)
-        safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
-          epoch: String(epoch),
-          top1: String(ev.top1),
-        });
-    }
-    run.save(state, { epoch, step, bestTop1: best });
-    clock.reset();
-    hooks.onEpoch?.({ epoch, epochs: cfg.epochs, loss: lossSum / Math.max(1, i), top1: ev.top1, top5: ev.top5, wallS });
-    group?.barrier();
-  }
+      if (!lead) return;
+      const ev = await trainer.evaluate(valLoader);
+      last = { top1: ev.top1, top5: ev.top5 };
+      wallS = (performance.now() - started) / 1000;
+      run.log({ kind: 'eval', epoch, top1: ev.top1, top5: ev.top5, loss: ev.loss, trainLoss: loss, wallS });
+      if (ev.top1 > best) {
+        best = ev.top1;
+        if (trainer instanceof Finetuner)
+          safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
+            epoch: String(epoch),
+            top1: String(ev.top1),
+          });
+      }
+    },
+    saved: ({ epoch, loss }) => hooks.onEpoch?.({ epoch, epochs: cfg.epochs, loss, ...last, wallS }),
+  });
   group?.destroy();
   const result: ClassifyResult = {
     dir: out,

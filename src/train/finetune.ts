@@ -14,6 +14,7 @@ import {
 import { evaluate, type BatchSource, type EvalResult, type EvaluateOptions, type ImageTransform } from './eval.js';
 import { paramGroupsLrd, type LayerDecayGroup } from './lr-decay.js';
 import { initHead } from './pretrained.js';
+import { TrainingDiverged } from './run-dir.js';
 import type { StepResult } from './linprobe.js';
 
 /** timm's SoftTargetCrossEntropy: mean over rows of Σ_c −target·log_softmax(logits). */
@@ -151,7 +152,7 @@ export class Finetuner {
   /**
    * One step on prepared float images: lr from the schedule at `iter`, the model in train mode,
    * the soft-target cross-entropy (float [B, C] targets) or cross-entropy with label smoothing
-   * (int64 [B] labels), backward, optional clipping, AdamW. Throws on a non-finite loss.
+   * (int64 [B] labels), backward, optional clipping, AdamW. Throws TrainingDiverged on a non-finite loss.
    */
   stepOn(x: Tensor, target: Tensor, iter: number): StepResult {
     const lr = this.schedule.applyAt(this.optimizer, iter);
@@ -164,7 +165,7 @@ export class Finetuner {
           ? softTargetCrossEntropy(logits, target.to({ dtype: logits.dtype }))
           : F.crossEntropy(logits, target.to({ dtype: 'int64' }), { labelSmoothing: this.labelSmoothing });
       const v = Number(l.item());
-      if (!Number.isFinite(v)) throw new Error(`Finetuner: loss is ${v} at iteration ${iter}, stopping`);
+      if (!Number.isFinite(v)) throw new TrainingDiverged({ step: iter, value: v, source: 'Finetuner' });
       this.optimizer.zeroGrad();
       l.backward();
       // data-parallel: gradients averaged over the ranks (DDP)

@@ -12,3 +12,4 @@ export { LinearProbe } from './linprobe.js';
 export type { LinearProbeOptions, LinearProbeState, StepResult } from './linprobe.js';
 export { Finetuner, softTargetCrossEntropy } from './finetune.js';
 export type { FinetunerOptions, FinetunerState } from './finetune.js';
+export { TrainingDiverged } from './run-dir.js';

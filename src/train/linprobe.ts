@@ -18,6 +18,7 @@ import {
 import { EvalTransform, FinetuneAugmentation } from '../data/transforms/index.js';
 import { evaluate, type BatchSource, type EvalResult, type EvaluateOptions, type ImageTransform } from './eval.js';
 import { initHead } from './pretrained.js';
+import { TrainingDiverged } from './run-dir.js';
 
 export interface LinearProbeOptions {
   numClasses: number;
@@ -166,7 +167,7 @@ export class LinearProbe {
 
   /**
    * One step from features: lr from the schedule at `iter`, classifier in train mode,
-   * cross-entropy, backward, LARS. Throws on a non-finite loss (MAE stops the run).
+   * cross-entropy, backward, LARS. Throws TrainingDiverged on a non-finite loss (MAE stops the run).
    */
   stepOnFeatures(features: Tensor, labels: Tensor, iter: number): StepResult {
     const lr = this.schedule.applyAt(this.optimizer, iter);
@@ -179,7 +180,7 @@ export class LinearProbe {
       // data-parallel: gradients averaged over the ranks (DDP)
       if (this.group) distributed.allReduceGradients(this.optimizer.params(), this.group);
       const v = Number(l.item());
-      if (!Number.isFinite(v)) throw new Error(`LinearProbe: loss is ${v} at iteration ${iter}, stopping`);
+      if (!Number.isFinite(v)) throw new TrainingDiverged({ step: iter, value: v, source: 'LinearProbe' });
       this.optimizer.step();
       this.optimizer.zeroGrad();
       return v;

@@ -17,7 +17,8 @@ import { resizeCenterCrop } from '../data/index.js';
 import { knnMonitor } from './monitor.js';
 import { ConfigError } from './schema.js';
 import { joinRanks } from './ranks.js';
-import { CheckpointClock, RunDir, TrainingDiverged, batchSeed } from './run-dir.js';
+import { RunDir } from './run-dir.js';
+import { runEpochs } from './epochs.js';
 
 /** Config keys that may change when a run resumes (they do not change what is computed). */
 export const RESUMABLE_FREE_KEYS = [
@@ -153,9 +154,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     log,
     start: { epochs: cfg.epochs, stepsPerEpoch: batches, trainImages: train.length, worldSize: world },
   });
-  const { startEpoch, resumedFrom } = begin;
-  const clock = new CheckpointClock(cfg.checkpointEveryMinutes);
-  let step = begin.step;
+  const { resumedFrom } = begin;
   // every rank starts from rank 0's weights; BN heads become SyncBN; keys and gradients are shared
   if (group) model.distribute(group);
   if (lead)
@@ -169,26 +168,30 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const t0 = performance.now();
   const speeds: number[] = [];
   let knnTop1: number | null = null;
-  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-    const te = performance.now();
-    // a mid-epoch checkpoint: its batches are not read again, its losses count in the epoch's mean
-    const resumed = epoch === startEpoch ? begin.partial : null;
-    const from = resumed?.batch ?? 0;
-    let lossSum = resumed?.lossSum ?? 0;
-    let i = from;
-    let tStep = performance.now();
-    for await (const batch of loader.epoch(epoch, { from })) {
-      if (i >= batches) {
-        torch.dispose([batch.images, batch.labels]);
-        break;
-      }
-      // augmentations and masks draw from a generator seeded per batch (see batchSeed)
-      torch.manualSeed(batchSeed(cfg.seed, epoch, rank, i));
+  let info: EpochInfo | null = null;
+  let tStep = 0;
+  const steps = await runEpochs({
+    run,
+    begin,
+    epochs: cfg.epochs,
+    batches,
+    seed: cfg.seed,
+    rank,
+    lead,
+    group,
+    loader,
+    state,
+    checkpointEveryMinutes: cfg.checkpointEveryMinutes,
+    log,
+    beginEpoch: () => {
+      tStep = performance.now();
+    },
+    step: (batch, at) => {
       const r = torch.tidy(() => {
         const x = toDevice(batch.images, cfg.device);
         const { view1, view2 } = aug.forward(x);
         return trainStep(model, opt, view1, view2, {
-          iter: step,
+          iter: at.step,
           itersPerEpoch: batches,
           lrSchedule: sched,
           baseMomentum,
@@ -196,16 +199,15 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
           ...(cfg.clipGrad !== null ? { clipGradNorm: cfg.clipGrad } : {}),
         });
       });
-      torch.dispose([batch.images, batch.labels]);
       if (group) r.loss = globalMean(group, r.loss);
-      if (!Number.isFinite(r.loss)) {
-        if (lead) run.log({ kind: 'stop', reason: `loss ${r.loss}`, epoch, step });
-        throw new TrainingDiverged(step, epoch, r.loss, run.checkpoint());
-      }
+      return r;
+    },
+    afterStep: (r, { epoch, step, batch }) => {
       const now = performance.now();
       const imagesPerSec = (cfg.batchSize * 1000) / (now - tStep);
       tStep = now;
-      if (lead && step % cfg.logEvery === 0) {
+      if (!lead) return;
+      if (step % cfg.logEvery === 0) {
         run.log({
           kind: 'step',
           epoch,
@@ -219,58 +221,35 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
           imagesPerSec,
         });
       }
-      if (lead)
-        hooks.onStep?.({
-          ...r,
-          epoch,
-          step,
-          batch: i,
-          batches,
-          epochs: cfg.epochs,
-          images: cfg.batchSize,
-          imagesPerSec,
-        });
-      lossSum += r.loss;
-      step++;
-      i++;
-      if (lead && i < batches && clock.due()) {
-        run.save(state, { epoch, step }, { epoch, batch: i, lossSum });
-        clock.reset();
-        log(`checkpoint inside epoch ${epoch} after batch ${i}/${batches} (step ${step})`);
+      hooks.onStep?.({ ...r, epoch, step, batch, batches, epochs: cfg.epochs, images: cfg.batchSize, imagesPerSec });
+    },
+    endEpoch: async (e) => {
+      const epochSpeed = (e.batchesRun * cfg.batchSize) / e.trainS;
+      speeds.push(epochSpeed);
+      knnTop1 = null;
+      const last = e.epoch === cfg.epochs - 1;
+      if (lead && data.val && cfg.knnEvery > 0 && ((e.epoch + 1) % cfg.knnEvery === 0 || last)) {
+        const k = await knnMonitor(model.base_encoder.backbone, train, data.val, cfg);
+        knnTop1 = k.top1;
       }
-    }
-    const trainS = (performance.now() - te) / 1000;
-    const epochSpeed = ((i - from) * cfg.batchSize) / trainS;
-    speeds.push(epochSpeed);
-    knnTop1 = null;
-    const last = epoch === cfg.epochs - 1;
-    if (lead && data.val && cfg.knnEvery > 0 && ((epoch + 1) % cfg.knnEvery === 0 || last)) {
-      const k = await knnMonitor(model.base_encoder.backbone, train, data.val, cfg);
-      knnTop1 = k.top1;
-    }
-    const info: EpochInfo = {
-      epoch,
-      epochs: cfg.epochs,
-      loss: lossSum / Math.max(1, i),
-      knnTop1,
-      imagesPerSec: epochSpeed,
-      wallS: (performance.now() - te) / 1000,
-    };
-    if (lead) {
-      run.log({ kind: 'epoch', ...info, skipped: loader.skips(epoch).length });
-      run.save(state, { epoch, step });
-      clock.reset();
-      hooks.onEpoch?.(info);
-    }
-    // the others wait while rank 0 evaluates and writes, so that no collective times out
-    group?.barrier();
-  }
+      info = {
+        epoch: e.epoch,
+        epochs: cfg.epochs,
+        loss: e.loss,
+        knnTop1,
+        imagesPerSec: epochSpeed,
+        wallS: (performance.now() - e.started) / 1000,
+      };
+      if (lead) run.log({ kind: 'epoch', ...info, skipped: loader.skips(e.epoch).length });
+    },
+    saved: () => hooks.onEpoch?.(info!),
+  });
   group?.destroy();
   cache?.dispose();
   return {
     dir: out,
     epochs: cfg.epochs,
-    steps: step,
+    steps,
     resumedFrom,
     knnTop1,
     imagesPerSec: median(speeds),

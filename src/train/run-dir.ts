@@ -25,19 +25,31 @@ export type MetricsRecord = {
   kind: 'step' | 'epoch' | 'eval' | 'resume' | 'extend' | 'stop' | 'start';
 } & Record<string, unknown>;
 
-/** A non-finite loss: the run stops (after logging a `stop` record) instead of training on garbage. */
+/**
+ * A non-finite loss. A trainer's step (LinearProbe, Finetuner) throws it with the step alone; a
+ * run's epoch loop (epochs.ts) detects it or catches that one, logs a `stop` record and throws it
+ * again with the epoch and the run's last good checkpoint, instead of training on garbage.
+ */
 export class TrainingDiverged extends Error {
-  constructor(
-    readonly step: number,
-    readonly epoch: number,
-    readonly value: number,
-    checkpoint: string | null,
-  ) {
+  readonly step: number;
+  readonly value: number;
+  /** the epoch, when a run's epoch loop stopped; null from a trainer's step */
+  readonly epoch: number | null;
+  /** the run's last good checkpoint (null: none yet); undefined from a trainer's step */
+  readonly checkpoint: string | null | undefined;
+
+  constructor(at: { step: number; value: number; epoch?: number; checkpoint?: string | null; source?: string }) {
     super(
-      `the loss became ${value} at step ${step} (epoch ${epoch}); the run stopped` +
-        (checkpoint ? `; the last good checkpoint is ${checkpoint}` : '; no checkpoint was written yet'),
+      at.epoch === undefined
+        ? `${at.source ? `${at.source}: ` : ''}the loss became ${at.value} at step ${at.step}`
+        : `the loss became ${at.value} at step ${at.step} (epoch ${at.epoch}); the run stopped` +
+            (at.checkpoint ? `; the last good checkpoint is ${at.checkpoint}` : '; no checkpoint was written yet'),
     );
     this.name = 'TrainingDiverged';
+    this.step = at.step;
+    this.value = at.value;
+    this.epoch = at.epoch ?? null;
+    this.checkpoint = at.checkpoint;
   }
 }
 
