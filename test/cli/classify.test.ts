@@ -1,7 +1,7 @@
 // `mmoco linprobe`, `finetune`, `knn` and `report` as a user runs them (child processes of the
 // built CLI) on tiny models: from a pre-training run's weights and from random init; the run
 // folder (eval records, checkpoint, best model); resume after `kill -9`; a diverging fine-tune
-// stops with status 3; the report of each run.
+// or linear probe stops with status 3; the report of each run.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -123,6 +123,34 @@ test('finetune: a diverging loss stops the run with status 3', () => {
   assert.equal(r.status, 3, r.stderr);
   assert.match(r.stderr, /the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 0\); the run stopped/);
   assert.ok(records(out).some((x) => x.kind === 'stop'));
+});
+
+test("linprobe: a diverging loss stops the run with status 3, reported as pre-training's", () => {
+  const out = join(tmp, 'lp-nan');
+  // an absurd learning rate: LARS throws the head's weights far out and the loss overflows
+  const r = mmoco([
+    'linprobe',
+    ...COMMON,
+    ...ARCH,
+    '--epochs',
+    '2',
+    '--warmup-epochs',
+    '0',
+    '--blr',
+    '1e38',
+    '--out',
+    out,
+  ]);
+  assert.equal(r.status, 3, r.stderr);
+  assert.match(
+    r.stderr,
+    /mmoco linprobe: the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 0\); the run stopped; no checkpoint was written yet/,
+  );
+  const stop = records(out).find((x) => x.kind === 'stop');
+  assert.ok(stop, 'a stop record');
+  assert.match(String(stop.reason), /^loss (NaN|Infinity|-Infinity)$/);
+  assert.equal(stop.epoch, 0);
+  assert.ok(!existsSync(join(out, 'checkpoint')), 'no checkpoint of a diverged step');
 });
 
 test('bad data for the evaluation commands names the problem', () => {

@@ -1,11 +1,12 @@
 // MAE's linear probe (test/fixtures/train.json): two LARS steps of BatchNorm1d(affine=False) +
 // Linear on fixed features at the scheduled learning rates (losses, weights, BN statistics);
-// the frozen backbone and its feature; checkpoint state round trip; evaluate against a hand count.
+// the frozen backbone and its feature; checkpoint state round trip; evaluate against a hand count;
+// a diverging probe throws TrainingDiverged.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as torch from '../../src/torch/index.js';
 import type { Tensor } from '../../src/torch/index.js';
-import { accuracy, evaluate, LinearProbe } from '../../src/train/index.js';
+import { accuracy, evaluate, LinearProbe, TrainingDiverged } from '../../src/train/index.js';
 import { assertClose, fixtureVit, memorySource, sd, T, tx, values, type Recs } from './fixture.js';
 
 const { tidy, liveTensors } = torch;
@@ -109,6 +110,43 @@ test('LinearProbe: stateDict / loadStateDict resume the head, BN statistics and 
   });
   a.backbone.dispose();
   b.backbone.dispose();
+});
+
+test('LinearProbe: a huge lr makes the loss non-finite: TrainingDiverged names the step, the head is not stepped', () => {
+  const c = tx.linprobe.config;
+  const probe = new LinearProbe(fixtureVit('token', { load: false }), {
+    numClasses: 5,
+    lr: 1e38,
+    warmupEpochs: 0,
+    epochs: c.epochs,
+    itersPerEpoch: c.iters_per_epoch,
+  });
+  const before = liveTensors();
+  let thrown: unknown = null;
+  let finite = 0;
+  tidy(() => {
+    const feats = T(tx.linprobe.features);
+    const labels = T(tx.linprobe.labels);
+    for (let it = 0; it < 10 && thrown === null; it++) {
+      const w = values(probe.linear.weight);
+      try {
+        assert.ok(Number.isFinite(probe.stepOnFeatures(feats, labels, it).loss));
+        finite++;
+      } catch (e) {
+        thrown = e;
+        assert.deepEqual(values(probe.linear.weight), w, 'no step with a non-finite loss');
+      }
+    }
+  });
+  assert.ok(thrown instanceof TrainingDiverged, `a TrainingDiverged, not ${String(thrown)}`);
+  assert.ok(finite >= 1, 'the first step is finite');
+  assert.equal(thrown.step, finite);
+  assert.ok(!Number.isFinite(thrown.value));
+  assert.equal(thrown.epoch, null);
+  assert.match(thrown.message, new RegExp(`^LinearProbe: the loss became (NaN|Infinity|-Infinity) at step ${finite}$`));
+  assert.equal(liveTensors(), before + 2, "LARS's momentum buffers are the only new tensors");
+  probe.optimizer.zeroGrad();
+  probe.backbone.dispose();
 });
 
 test('evaluate: top-1 / top-5 / loss over a loader equal a direct computation; modes restored', async () => {
