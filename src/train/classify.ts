@@ -2,7 +2,8 @@
 // the run folder of pre-training — config.json, metrics.jsonl (step and eval records), a
 // checkpoint each epoch and every `checkpointEveryMinutes` inside one, with automatic resume
 // (also with a larger `epochs`), top-1/top-5 on the validation split each epoch,
-// and (fine-tuning) the best model kept as best.safetensors in timm's names.
+// and (fine-tuning) the best model kept as best.safetensors in timm's names. The loop is
+// epochs.ts's, as pre-training's; a non-finite loss stops the run with TrainingDiverged.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import * as safetensors from '../torch/io/safetensors.js';

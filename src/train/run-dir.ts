@@ -3,7 +3,7 @@
 // stop records) and checkpoint/ (the end of the last epoch, or a point inside an epoch when
 // `checkpointEveryMinutes` passed; replaced atomically). A killed run resumes from checkpoint/:
 // the metrics written after it are cut off (the checkpoint records the log's length), so the log
-// reads as one run.
+// reads as one run. epochs.ts runs the epoch loop of pretrain, linprobe and finetune around it.
 import {
   appendFileSync,
   closeSync,
