@@ -8,6 +8,10 @@ import { ResizeCenterCrop } from './transforms/geometry.js';
 
 /** One HWC RGB image through `op` (as a batch of one), back to HWC RGB. */
 export function applyToImage(op: ResizeCenterCrop, img: RgbImage): RgbImage {
+  const [ch, cw] = op.cropSize;
+  // already the crop's size, and a resize would keep it: nothing to do (no tensor round trip)
+  const keeps = op.resizeTo === null || op.resizeTo === Math.min(img.width, img.height);
+  if (img.width === cw && img.height === ch && keeps) return img;
   return tidy(() => {
     const y = op.forward(imagesToBatch([img.data], img.width, img.height));
     const [, , height, width] = y.shape as [number, number, number, number];
@@ -17,7 +21,8 @@ export function applyToImage(op: ResizeCenterCrop, img: RgbImage): RgbImage {
 
 /**
  * perSample: torchvision's Resize(resizeTo) (shorter side, bilinear, antialiased) then
- * CenterCrop(crop) (zero-padded where smaller); resizeTo null: the centre crop alone.
+ * CenterCrop(crop) (a side, or [height, width]; zero-padded where smaller); resizeTo null: the
+ * centre crop alone. Runs on the calling thread, as libtorch ops on a batch of one.
  */
 export function resizeCenterCrop(
   resizeTo: number | null,

@@ -43,6 +43,6 @@ export { readIdx, readFashionMnist, FASHION_MNIST_DIR } from './idx.js';
 export { SyntheticImages, writeImageFolder, type SyntheticOptions } from './synthetic.js';
 export { Subset, subsetFraction, subsetPerClass, indicesByClass } from './subset.js';
 export { DataLoader, type Batch, type LoaderOptions, type SampleContext, type SkipEvent } from './loader.js';
-export { applyToImage, resizeCenterCrop } from './fit.js';
+export { resizeCenterCrop } from './fit.js';
 export * as transforms from './transforms/index.js';
 export { DeviceImageCache, CachedLoader, toDevice, type DeviceCacheOptions } from './device-cache.js';
