@@ -20,11 +20,6 @@ export interface KnnMonitorConfig {
   knnValSamples: number | null;
 }
 
-/** The ImageNet evaluation protocol: resize to size / 0.875, centre crop to size, normalise. */
-export function evalTransformFor(imgSize: number): transforms.EvalTransform {
-  return new transforms.EvalTransform({ size: imgSize });
-}
-
 export interface SplitFeatures {
   train: { features: Tensor; labels: Tensor };
   val: { features: Tensor; labels: Tensor };
