@@ -1,8 +1,9 @@
 // ImageFolder: images in one sub-folder per class (torchvision's layout). Every file goes first
 // to libjpeg in the native addon's threads (native/jpeg.ts), which decodes the plain JPEGs and
 // alone decides which those are; what it leaves (PNG, WebP, rotated, ICC-tagged, CMYK, corrupt
-// files) goes to sharp in the decode pool's worker processes, which decodes or rejects it. Optionally keeps decoded images in memory (up to a byte budget), so
-// that later epochs of a small data set skip decoding.
+// files) goes to sharp in the decode pool's worker processes, which decodes or rejects it.
+// Optionally keeps decoded images in memory (up to a byte budget), so that later epochs of a
+// small data set skip decoding.
 import { join } from 'node:path';
 import {
   SampleError,
