@@ -9,14 +9,16 @@
         "native/src/shape.cc",
         "native/src/math.cc",
         "native/src/nn.cc",
-        "native/src/image.cc",
+        "native/src/grid.cc",
         "native/src/optim.cc",
         "native/src/runtime.cc",
         "native/src/dist.cc",
-        "native/src/jpeg.cc",
-        "native/src/color.cc",
         "native/src/cuda.cc",
-        "native/src/serialize.cc"
+        "native/src/serialize.cc",
+        "native/src/image/jpeg.cc",
+        "native/src/image/color.cc",
+        "native/src/image/crops.cc",
+        "native/src/image/batch.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

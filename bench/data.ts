@@ -59,7 +59,7 @@ import { ImageFolder } from '../src/data/image-folder.js';
 import { openPack, packImageFolder } from '../src/data/pack.js';
 import { DataLoader } from '../src/data/loader.js';
 import { SyntheticImages, writeImageFolder } from '../src/data/synthetic.js';
-import { pretrainAugmentation, type PretrainStrategy } from '../src/data/transforms/index.js';
+import { ResizeCenterCrop, pretrainAugmentation, type PretrainStrategy } from '../src/data/transforms/index.js';
 
 interface Case {
   id: string;
@@ -140,8 +140,9 @@ async function oursImagesPerSec(
     prefetch: 4,
     dropLast: true,
     seed: o.seed,
-    centerCrop: c.crop || undefined,
   });
+  // the crop cases: each batch centre-cropped by the pipeline's one ResizeCenterCrop
+  const crop = c.crop ? new ResizeCenterCrop(null, c.crop) : undefined;
   let n = 0;
   let t0 = 0;
   let b0 = 0;
@@ -150,8 +151,9 @@ async function oursImagesPerSec(
   let w0 = 0;
   const aug = c.strategy ? pretrainAugmentation(c.strategy, { size: c.viewSize }) : undefined;
   for await (const b of loader.epoch(o.epoch)) {
+    const images = crop ? crop.forward(b.images) : b.images;
     if (aug) {
-      const { view1, view2 } = aug.forward(b.images);
+      const { view1, view2 } = aug.forward(images);
       view1.dispose();
       view2.dispose();
     }
@@ -162,6 +164,7 @@ async function oursImagesPerSec(
       c0 = ownCpuMs();
       w0 = processesCpuMs(decodeWorkerPids());
     } else n += b.indices.length;
+    if (images !== b.images) images.dispose();
     b.images.dispose();
     b.labels.dispose();
     if (n >= o.images) break;

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 
@@ -21,9 +21,15 @@ function hash(files, extra) {
   return h.digest('hex');
 }
 const configHash = hash(['binding.gyp', 'scripts/libtorch.mjs'], `${process.env.LIBTORCH || ''}|${process.version}`);
-const sources = readdirSync(join(root, 'native/src'))
-  .sort()
-  .map((f) => `native/src/${f}`);
+// every file under native/src, sub-folders (native/src/image) included
+const sources = readdirSync(join(root, 'native/src'), { recursive: true, withFileTypes: true })
+  .filter((e) => e.isFile())
+  .map((e) =>
+    relative(root, join(e.parentPath ?? e.path, e.name))
+      .split(sep)
+      .join('/'),
+  )
+  .sort();
 const sourceHash = hash(sources, '');
 
 // One build at a time in this folder: concurrent makes in build/ would corrupt each other.

@@ -81,18 +81,25 @@ Napi::Value Guarded(const Napi::CallbackInfo& info) {
 }
 
 // Op definitions: OP(name, sig) { ... } defines a function of `a` (the call's arguments)
-// and registers it, wrapped in Guarded, to be exported as `name` (addon.cc).
+// and registers it, wrapped in Guarded, to be exported as `name` (addon.cc): the tensor
+// library's ops (src/torch). IMAGE_OP(name, sig) does the same for the data pipeline's image
+// kernels (native/src/image/, used by src/data/native/ only), exported as `image.name`, so the
+// tensor library's binding holds no image code.
 struct Registrar {
   OpInfo info;
   Fn fn;
-  Registrar(const char* name, const char* sig, Fn guarded);
+  // the export object the op goes to: nullptr for the top level, else that sub-object's name
+  const char* group;
+  Registrar(const char* name, const char* sig, Fn guarded, const char* group = nullptr);
 };
 std::vector<Registrar*>& Registry();
 
-#define OP(name, sig)                                                                \
+#define MM_REGISTER_OP(name, sig, group)                                             \
   static Napi::Value op_##name(const Napi::CallbackInfo& a);                        \
-  static ::mm::Registrar reg_##name(#name, sig, ::mm::Guarded<op_##name>);           \
+  static ::mm::Registrar reg_##name(#name, sig, ::mm::Guarded<op_##name>, group);    \
   static Napi::Value op_##name(const Napi::CallbackInfo& a)
+#define OP(name, sig) MM_REGISTER_OP(name, sig, nullptr)
+#define IMAGE_OP(name, sig) MM_REGISTER_OP(name, sig, "image")
 
 // Loops over pixels: compiled at O3 (the addon builds at O2) with an AVX2 clone chosen at run
 // time, so that they vectorise; helpers they call must be MM_INLINE (GCC does not inline

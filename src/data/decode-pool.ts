@@ -114,7 +114,7 @@ export function decodeWorkerPids(): number[] {
  * cannot be read or decoded gets `image: null` and the reason; rejects with DecodeCrash when
  * the worker dies meanwhile.
  */
-export function decodeFiles(paths: readonly string[], joinSize = 32): Promise<DecodedFile[]> {
+export function decodeFiles(paths: readonly string[]): Promise<DecodedFile[]> {
   if (paths.length === 0) return Promise.resolve([]);
   ensureDecodeWorkers(1);
   let p = procs[0]!;
@@ -124,7 +124,7 @@ export function decodeFiles(paths: readonly string[], joinSize = 32): Promise<De
   return new Promise<DecodedFile[]>((resolve, reject) => {
     pending.set(id, { proc, resolve, reject });
     if (proc.busy++ === 0) setRef(proc, true); // keep the parent alive while a request is out
-    const req: DecodeRequest = { id, paths: paths.join('\0'), joinSize };
+    const req: DecodeRequest = { id, paths: paths.join('\0') };
     proc.child.send(req);
   });
 }

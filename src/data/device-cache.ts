@@ -21,7 +21,6 @@ export interface DeviceCacheOptions {
   chunk?: number;
   /** as the loader's: brings each image to one size */
   perSample?: LoaderOptions['perSample'];
-  centerCrop?: LoaderOptions['centerCrop'];
   /** called once per sample that could not be decoded; default console.warn */
   onSkip?: (e: SkipEvent) => void;
 }
@@ -59,7 +58,6 @@ export class DeviceImageCache {
       prefetch: 2,
       onCorrupt: 'drop',
       perSample: o.perSample,
-      centerCrop: o.centerCrop,
       onSkip: (e) => {
         skipped.push(e);
         if (o.onSkip) o.onSkip(e);

@@ -1,8 +1,9 @@
-// ImageFolder: images in one sub-folder per class (torchvision's layout). JPEGs are decoded by
-// libjpeg in the native addon's threads (decode-native.ts); what it leaves (PNG, WebP, rotated,
-// ICC-tagged, CMYK, corrupt files) goes to sharp in the decode pool's worker processes, which
-// decodes or rejects it. Optionally keeps decoded images in memory (up to a byte budget), so
-// that later epochs of a small data set skip decoding.
+// ImageFolder: images in one sub-folder per class (torchvision's layout). Every file goes first
+// to libjpeg in the native addon's threads (native/jpeg.ts), which decodes the plain JPEGs and
+// alone decides which those are; what it leaves (PNG, WebP, rotated, ICC-tagged, CMYK, corrupt
+// files) goes to sharp in the decode pool's worker processes, which decodes or rejects it.
+// Optionally keeps decoded images in memory (up to a byte budget), so that later epochs of a
+// small data set skip decoding.
 import { join } from 'node:path';
 import {
   SampleError,
@@ -13,23 +14,13 @@ import {
   type RgbImage,
   type Sample,
 } from './dataset.js';
-import { decodeJpegFiles } from './decode-native.js';
 import { DecodeCrash, decodeFiles, ensureDecodeWorkers, type DecodedFile } from './decode-pool.js';
 import { indexImageFolder, type IndexOptions } from './folder-index.js';
+import { decodeJpegFiles } from './native/jpeg.js';
 
 const UV_POOL = Math.max(1, Number(process.env.UV_THREADPOOL_SIZE) || 4);
 
 export interface ImageFolderOptions extends IndexOptions {
-  /**
-   * 'libjpeg' (default): JPEGs in the native addon, the rest with sharp; 'sharp': everything
-   * with sharp (the two give the same pixels; sharp is several times slower on small JPEGs).
-   */
-  decoder?: 'libjpeg' | 'sharp';
-  /**
-   * Files that go to sharp: plain JPEGs of one size are decoded up to this many per sharp call
-   * (1: one call per image). Default 32.
-   */
-  joinSize?: number;
   /**
    * Bytes of decoded pixels to keep in memory (default 0: none). Images decoded while the
    * budget lasts are served from memory afterwards (a copy each time, so callers may modify
@@ -47,8 +38,6 @@ export class ImageFolder implements Dataset {
   readonly fromCache: boolean;
   private readonly files: string[];
   private readonly labels: Int32Array;
-  private readonly joinSize: number;
-  readonly decoder: 'libjpeg' | 'sharp';
   private readonly cacheBudget: number;
   private cached: (Uint8Array | undefined)[] = [];
   private cachedSizes: Int32Array | undefined;
@@ -62,10 +51,6 @@ export class ImageFolder implements Dataset {
     this.labels = idx.labels;
     this.length = idx.files.length;
     this.fromCache = idx.fromCache;
-    this.joinSize = Math.max(1, Math.floor(opts.joinSize ?? 32));
-    this.decoder = opts.decoder ?? 'libjpeg';
-    if (this.decoder !== 'libjpeg' && this.decoder !== 'sharp')
-      throw new RangeError(`ImageFolder: decoder must be 'libjpeg' or 'sharp', got '${String(this.decoder)}'`);
     this.cacheBudget = Math.max(0, opts.decodedCache ?? 0);
   }
 
@@ -159,7 +144,6 @@ export class ImageFolder implements Dataset {
 
   /** Native first, sharp for what it leaves (each step takes its own limiter slot). */
   private async decode(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {
-    if (this.decoder === 'sharp') return this.withSharp(paths, limit);
     // libuv runs 4 requests at once (UV_THREADPOOL_SIZE): more slots than that get more
     // threads per request instead
     const native = await limit(() => decodeJpegFiles(paths, Math.ceil(limit.slots / UV_POOL)));
@@ -177,7 +161,7 @@ export class ImageFolder implements Dataset {
 
   private withSharp(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {
     ensureDecodeWorkers(limit.slots);
-    return limit(() => decodeFiles(paths, this.joinSize)).catch((err: unknown) =>
+    return limit(() => decodeFiles(paths)).catch((err: unknown) =>
       err instanceof DecodeCrash ? this.oneByOne(paths, limit) : Promise.reject(err),
     );
   }
@@ -185,7 +169,7 @@ export class ImageFolder implements Dataset {
   private oneByOne(paths: readonly string[], limit: Limiter): Promise<DecodedFile[]> {
     return Promise.all(
       paths.map((p) =>
-        limit(() => decodeFiles([p], 1)).then(
+        limit(() => decodeFiles([p])).then(
           ([f]) => f!,
           (err: unknown) => {
             if (err instanceof DecodeCrash) return { image: null, error: `decoder crashed (${err.message})` };

@@ -17,8 +17,7 @@ export {
 } from './pack.js';
 export { indexImageFolder, defaultCacheDir, byteOrder, IMAGE_EXTENSIONS } from './folder-index.js';
 export type { FolderIndex, IndexOptions } from './folder-index.js';
-export { decodeImage, decodeJoined, encodeImage, resizeImage } from './decode.js';
-export { readImageHeader, isPlainJpeg, type ImageHeader } from './image-header.js';
+export { decodeImage, encodeImage } from './decode.js';
 export {
   decodeFiles,
   ensureDecodeWorkers,
@@ -44,6 +43,6 @@ export { readIdx, readFashionMnist, FASHION_MNIST_DIR } from './idx.js';
 export { SyntheticImages, writeImageFolder, type SyntheticOptions } from './synthetic.js';
 export { Subset, subsetFraction, subsetPerClass, indicesByClass } from './subset.js';
 export { DataLoader, type Batch, type LoaderOptions, type SampleContext, type SkipEvent } from './loader.js';
-export { centerCrop, centerCropImage, resizeCenterCrop } from './fit.js';
+export { resizeCenterCrop } from './fit.js';
 export * as transforms from './transforms/index.js';
 export { DeviceImageCache, CachedLoader, toDevice, type DeviceCacheOptions } from './device-cache.js';

@@ -9,8 +9,8 @@
 // Prefetch: up to `prefetch` batches are in flight while the caller works on the current
 // one, with at most `workers` decode requests at once for the whole loader (ImageFolder: JPEGs
 // in native threads, other files in sharp worker processes). The main thread only sends the
-// requests and applies `perSample`; the pixels are copied once, into the NCHW tensor (cutting
-// `centerCrop` on the way), when the caller takes the batch. The tensors are made outside any
+// requests and applies `perSample`; the pixels are copied once, into the NCHW tensor, when the
+// caller takes the batch. The tensors are made outside any
 // scope and marked `keep`: the caller owns them and disposes them (or leaves them to the garbage
 // collector); the loader never releases them. A caller that stops early leaves nothing behind:
 // batches not yet taken hold plain buffers, no tensors.
@@ -19,9 +19,9 @@
 // reported once per epoch through `onSkip` (default: a warning on stderr) and counted
 // (`skips(epoch)`, `skippedTotal`), and by default replaced by another sample of the rank's
 // part of the epoch (drawn by seed), so batches keep their size.
-import { imagesToBatch, keep, tensor, type Tensor } from '../torch/index.js';
+import { keep, tensor, type Tensor } from '../torch/index.js';
 import { SampleError, createLimiter, type Dataset, type Limiter, type RgbImage, type Sample } from './dataset.js';
-import { cropOffset } from './fit.js';
+import { imagesToBatch } from './native/batch.js';
 import { Rng } from './rng.js';
 
 export interface SampleContext {
@@ -56,16 +56,10 @@ export interface LoaderOptions {
   /** batches prepared ahead of the one the caller holds (default 2) */
   prefetch?: number;
   /**
-   * Brings each image to the batch's fixed size (crop, resize, ...). Without it every image of
-   * a batch must have the same size. May throw SampleError to skip the sample.
+   * Brings each image to the batch's fixed size (e.g. resizeCenterCrop). Without it every
+   * image of a batch must have the same size. May throw SampleError to skip the sample.
    */
   perSample?: (sample: Sample, ctx: SampleContext) => RgbImage | Promise<RgbImage>;
-  /**
-   * Center crop to this size (or [width, height]) as torchvision's CenterCrop (zeros where an
-   * image is smaller), done while the batch is assembled, without a copy per image; images may
-   * then differ in size. Applied after `perSample`.
-   */
-  centerCrop?: number | readonly [number, number];
   /** what takes an unreadable sample's place: another sample ('replace', default) or nothing ('drop') */
   onCorrupt?: 'replace' | 'drop';
   /** called once per skipped file per epoch; default: console.warn */
@@ -85,9 +79,8 @@ export interface Batch {
 }
 
 interface Prepared {
-  /** HWC, width × height each, or cut to that by `window` */
+  /** HWC, width × height each */
   images: Uint8Array[];
-  window?: { sizes: number[]; offsets: number[] };
   labels: BigInt64Array;
   indices: number[];
   width: number;
@@ -126,8 +119,6 @@ export class DataLoader {
     this.workers = int(opts.workers ?? 2, 'workers', 1);
     this.prefetch = int(opts.prefetch ?? 2, 'prefetch', 0);
     this.limit = createLimiter(this.workers);
-    const crop = opts.centerCrop;
-    if (crop !== undefined) for (const side of typeof crop === 'number' ? [crop] : crop) int(side, 'centerCrop', 1);
     if (dataset.length === 0) throw new Error('DataLoader: the data set is empty');
   }
 
@@ -208,7 +199,7 @@ export class DataLoader {
 
   private toBatch(p: Prepared, epoch: number): Batch {
     const n = p.indices.length;
-    const images = keep(imagesToBatch(p.images, p.width, p.height, p.window));
+    const images = keep(imagesToBatch(p.images, p.width, p.height));
     const labels = keep(tensor(p.labels, { shape: [n] }));
     return { images, labels, indices: p.indices, epoch, batch: p.batch };
   }
@@ -280,13 +271,6 @@ export class DataLoader {
     if (ok.length === 0) return null;
     const labels = BigInt64Array.from(ok, (s) => BigInt(s.label));
     const images = ok.map((s) => s.image.data);
-    const crop = this.opts.centerCrop;
-    if (crop !== undefined) {
-      const [width, height] = typeof crop === 'number' ? [crop, crop] : crop;
-      const sizes = ok.flatMap((s) => [s.image.width, s.image.height]);
-      const offsets = ok.flatMap((s) => [cropOffset(s.image.width, width), cropOffset(s.image.height, height)]);
-      return { images, window: { sizes, offsets }, labels, indices: ok.map((s) => s.index), width, height, batch };
-    }
     const { width, height } = ok[0]!.image;
     ok.forEach((s) => {
       const img = s.image;
@@ -294,7 +278,7 @@ export class DataLoader {
         throw new Error(
           `DataLoader: images of one batch must have one size: ${this.dataset.source(ok[0]!.index)} is ` +
             `${width}×${height}, ${this.dataset.source(s.index)} is ${img.width}×${img.height} ` +
-            '(give centerCrop, or a perSample function that crops or resizes)',
+            '(give a perSample function that crops or resizes, e.g. resizeCenterCrop)',
         );
       }
     });

@@ -43,9 +43,9 @@ import { endianness } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AtomicFileWriter } from '../torch/io/atomic.js';
 import { SampleError, checkIndex, createLimiter, type Dataset, type Limiter, type Sample } from './dataset.js';
-import { decodeJpegBuffers } from './decode-native.js';
 import { decodeImage } from './decode.js';
 import { indexImageFolder } from './folder-index.js';
+import { decodeJpegBuffers } from './native/jpeg.js';
 import { Rng } from './rng.js';
 
 export const PACK_MAGIC = 'MMOCOPAK';

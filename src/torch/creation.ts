@@ -85,21 +85,6 @@ function typedFor(values: (number | boolean | bigint)[], dtype: DType): AnyTyped
 }
 
 /**
- * HWC RGB images as one uint8 [n, 3, height, width] tensor, read and transposed in one pass (the
- * data loader's batches). Without `window` each image is width × height; with it, image i is
- * sizes[2i] × sizes[2i+1] and the width × height window at (offsets[2i], offsets[2i+1]) = (left,
- * top) is cut out of it, zeros where the window leaves the image.
- */
-export function imagesToBatch(
-  images: readonly Uint8Array[],
-  width: number,
-  height: number,
-  window?: { sizes: readonly number[]; offsets: readonly number[] },
-): Tensor {
-  return wrap(N.imagesToBatch(images, width, height, window?.sizes ?? null, window?.offsets ?? null));
-}
-
-/**
  * A tensor from nested arrays or a typed array. Numbers default to float32 (JS cannot tell
  * 1 from 1.0), booleans to bool, bigints to int64; typed arrays keep their element type.
  * `shape` reshapes flat data.

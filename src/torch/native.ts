@@ -1,4 +1,4 @@
-// Loads the native addon (native/src/*.cc over libtorch). Thread settings that OpenMP and
+// Loads the native addon (native/src over libtorch). Thread settings that OpenMP and
 // OpenBLAS read once, when libtorch is loaded, are applied here first (see threads.ts).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -30,4 +30,19 @@ function findAddon(): string {
 }
 
 applyThreadEnvDefaults();
-export const N: NativeBinding = createRequire(import.meta.url)(findAddon()) as NativeBinding;
+const addon = createRequire(import.meta.url)(findAddon()) as NativeBinding & Record<string, unknown>;
+export const N: NativeBinding = addon;
+
+/**
+ * The functions the addon exports under `group` (the image kernels of native/src/image under
+ * 'image', for src/data/native): not part of this library's binding. Throws when the built
+ * addon has no such group (built from older sources).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function addonGroup(group: string): Readonly<Record<string, (...args: any[]) => any>> {
+  const g = addon[group];
+  if (typeof g !== 'object' || g === null)
+    throw new Error(`mmoco: the native addon has no '${group}' functions; rebuild it (npm run build:native)`);
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  return g as Record<string, (...args: any[]) => any>;
+}

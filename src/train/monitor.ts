@@ -20,15 +20,6 @@ export interface KnnMonitorConfig {
   knnValSamples: number | null;
 }
 
-/**
- * Evaluation preprocessing for a set stored at `side` pixels: images already at the model's
- * size pass as they are (resize + crop would only blur small images such as CIFAR's), larger
- * ones are resized to size / 0.875 and centre-cropped (the ImageNet evaluation protocol).
- */
-export function evalTransformFor(imgSize: number): transforms.EvalTransform {
-  return new transforms.EvalTransform({ size: imgSize });
-}
-
 export interface SplitFeatures {
   train: { features: Tensor; labels: Tensor };
   val: { features: Tensor; labels: Tensor };
@@ -44,7 +35,9 @@ export async function splitFeatures(
   const bank = sampled(train, c.knnTrainSamples, c.seed);
   const queries = sampled(val, c.knnValSamples, c.seed);
   const lc = { ...c, batchSize: Math.max(c.batchSize, 64) };
-  const prep = new StoredSizeTransform(c.imgSize);
+  // images already at the model's size pass as they are (resize + crop would only blur small
+  // images such as CIFAR's); larger ones are resized and centre-cropped
+  const prep = new transforms.EvalTransform({ size: c.imgSize, passSized: true });
   const opts = { transform: prep, device: c.device };
   const a = await extractFeatures(backbone, makeLoader(bank, lc, { shuffle: false, dropLast: false }), opts);
   const b = await extractFeatures(backbone, makeLoader(queries, lc, { shuffle: false, dropLast: false }), opts);
@@ -77,21 +70,5 @@ export async function knnMonitor(
     return knnOnFeatures(f, c, train.classes.length);
   } finally {
     dispose([f.train, f.val]);
-  }
-}
-
-/** EvalTransform that skips the resize when the batch already has the model's size. */
-class StoredSizeTransform {
-  private readonly resized: transforms.EvalTransform;
-  private readonly plain: transforms.EvalTransform;
-
-  constructor(readonly size: number) {
-    this.resized = evalTransformFor(size);
-    this.plain = new transforms.EvalTransform({ size, cropPct: 1 });
-  }
-
-  forward(x: Tensor): Tensor {
-    const [h, w] = [x.shape[2]!, x.shape[3]!];
-    return (h === this.size && w === this.size ? this.plain : this.resized).forward(x);
   }
 }

@@ -1,6 +1,6 @@
 // The native libjpeg path: the same pixels as sharp for every JPEG it takes, and everything it
 // must not take (other formats, CMYK, EXIF-rotated, ICC-tagged, corrupt, truncated, missing)
-// handed back with the reason; through ImageFolder both decoders give the same samples; the
+// handed back with the reason; ImageFolder's samples are sharp's pixels whichever decodes them; the
 // shared data sets' JPEGs (or, without ../shared/datasets, generated ones of the same kind).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,10 +10,10 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp, { type Sharp } from 'sharp';
 import { createLimiter, SampleError, type Sample } from '../../src/data/dataset.js';
-import { decodeJpegFiles } from '../../src/data/decode-native.js';
-import { closeDecodePool } from '../../src/data/decode-pool.js';
+import { closeDecodePool, decodeFiles } from '../../src/data/decode-pool.js';
 import { decodeImage } from '../../src/data/decode.js';
 import { ImageFolder } from '../../src/data/image-folder.js';
+import { decodeJpegFiles } from '../../src/data/native/jpeg.js';
 import { SyntheticImages, writeImageFolder } from '../../src/data/synthetic.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -121,7 +121,7 @@ test('native decoding hands back what it must not decode, with the reason', asyn
   assert.ok(Buffer.from(mine.data).equals(Buffer.from((await decodeImage(upright)).data)));
 });
 
-test('ImageFolder: the libjpeg and sharp decoders give the same samples; bad files skipped by both', async () => {
+test('ImageFolder: libjpeg takes the plain JPEGs, sharp the rest; the samples are sharp’s pixels; bad files skipped', async () => {
   const root = join(tmp, 'folder');
   for (const c of ['a', 'b']) mkdirSync(join(root, c), { recursive: true });
   const p = await picture(24, 24, 4);
@@ -133,21 +133,30 @@ test('ImageFolder: the libjpeg and sharp decoders give the same samples; bad fil
   await put('b/5.jpg', p.clone().jpeg({ progressive: true }).toBuffer());
   const good = await p.clone().jpeg().toBuffer();
   writeFileSync(join(root, 'b/6.jpg'), good.subarray(0, good.length >> 1));
+  const ds = new ImageFolder(root, { cacheDir: false });
   const all = [0, 1, 2, 3, 4, 5];
-  const fast = await new ImageFolder(root, { cacheDir: false }).getMany(all, createLimiter(2));
-  const slow = await new ImageFolder(root, { cacheDir: false, decoder: 'sharp' }).getMany(all, createLimiter(2));
+  const paths = all.map((i) => ds.path(i));
+  // the one decision: which files the native decoder takes (the rest go to sharp)
+  const native = await decodeJpegFiles(paths, 1);
+  assert.deepEqual(
+    native.map((f) => f.image !== null),
+    [true, false, false, false, true, false],
+    native.map((f) => f.reason ?? 'decoded').join('; '),
+  );
+  const got = await ds.getMany(all, createLimiter(2));
+  // sharp's own pixels for every file, in the decode pool's processes
+  const ref = await decodeFiles(paths);
   for (const k of all) {
     if (k === 5) {
-      assert.ok(fast[k] instanceof SampleError && slow[k] instanceof SampleError, 'truncated file skipped');
+      assert.ok(got[k] instanceof SampleError && ref[k]!.image === null, 'truncated file skipped');
       continue;
     }
-    const a = fast[k] as Sample;
-    const b = slow[k] as Sample;
-    assert.equal(a.label, b.label);
-    assert.deepEqual([a.image.width, a.image.height], [b.image.width, b.image.height]);
-    assert.ok(Buffer.from(a.image.data).equals(Buffer.from(b.image.data)), `sample ${k}`);
+    const a = got[k] as Sample;
+    const b = ref[k]!.image!;
+    assert.equal(a.label, ds.label(k));
+    assert.deepEqual([a.image.width, a.image.height], [b.width, b.height]);
+    assert.ok(Buffer.from(a.image.data).equals(Buffer.from(b.data)), `sample ${k}`);
   }
-  assert.throws(() => new ImageFolder(root, { cacheDir: false, decoder: 'pil' as 'sharp' }), /decoder must be/);
 });
 
 for (const [set, size] of [

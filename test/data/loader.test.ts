@@ -8,11 +8,13 @@ import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SampleError, type Dataset, type RgbImage, type Sample } from '../../src/data/dataset.js';
 import { closeDecodePool } from '../../src/data/decode-pool.js';
-import { centerCrop, centerCropImage } from '../../src/data/fit.js';
+import { resizeCenterCrop } from '../../src/data/fit.js';
 import { ImageFolder } from '../../src/data/image-folder.js';
 import { DataLoader, type Batch, type SkipEvent } from '../../src/data/loader.js';
 import { SyntheticImages, writeImageFolder } from '../../src/data/synthetic.js';
-import { imagesToBatch, liveTensors, tidy } from '../../src/torch/index.js';
+import { imagesToBatch } from '../../src/data/native/batch.js';
+import { ResizeCenterCrop } from '../../src/data/transforms/geometry.js';
+import { liveTensors, tidy } from '../../src/torch/index.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mmoco-loader-'));
 after(async () => {
@@ -288,7 +290,10 @@ test('images of one batch must have one size, unless perSample fixes it', async 
     collect(new DataLoader(ds, { batchSize: 4, shuffle: false }), 0),
     /images of one batch must have one size: slow#4 is 4×4, slow#5 is 6×6/,
   );
-  const fixed = await collect(new DataLoader(ds, { batchSize: 4, shuffle: false, perSample: centerCrop(3) }), 0);
+  const fixed = await collect(
+    new DataLoader(ds, { batchSize: 4, shuffle: false, perSample: resizeCenterCrop(null, 3) }),
+    0,
+  );
   assert.deepEqual(fixed[1]!.images.shape, [4, 3, 3, 3]);
   disposeAll(fixed);
 
@@ -351,22 +356,26 @@ test('tensors belong to the caller: none leak, none are released by the loader',
   assert.equal(liveTensors(), before);
 });
 
-test('centerCropImage follows torchvision: half-to-even offsets, zero padding when smaller', () => {
-  const img = (w: number, h: number): RgbImage => ({
-    width: w,
-    height: h,
-    data: Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.floor(i / 3) % 251),
+test('resizeCenterCrop(null, crop) follows torchvision: half-to-even offsets, zero padding when smaller', () => {
+  const img = (w: number, h: number): Sample => ({
+    label: 0,
+    image: { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.floor(i / 3) % 251) },
   });
-  // 5 wide → 2: offset round(1.5) = 2; 7 → 2: round(2.5) = 2 (half to even)
-  const a = centerCropImage(img(5, 1), 2, 1);
+  // 5 wide → 2: offset round(1.5) = 2; 7 → 2: round(2.5) = 2 (half to even); [height, width]
+  const a = resizeCenterCrop(null, [1, 2])(img(5, 1));
   assert.deepEqual([a.data[0], a.data[3]], [2, 3]);
-  const b = centerCropImage(img(7, 1), 2, 1);
+  const b = resizeCenterCrop(null, [1, 2])(img(7, 1));
   assert.deepEqual([b.data[0], b.data[3]], [2, 3]);
   // 2 × 2 into 5 × 4: one row above, one column left ((5-2)//2 = 1, (4-2)//2 = 1)
-  const c = centerCropImage(img(2, 2), 5, 4);
+  const c = resizeCenterCrop(null, [4, 5])(img(2, 2));
   assert.deepEqual([c.width, c.height], [5, 4]);
   const at = (x: number, y: number): number => c.data[3 * (y * 5 + x)]!;
   assert.deepEqual([at(0, 0), at(1, 1), at(2, 1), at(1, 2), at(2, 2), at(3, 1), at(1, 3)], [0, 0, 1, 2, 3, 0, 0]);
+  // an image of the crop's size comes back with the same pixels
+  const d = img(3, 2);
+  assert.deepEqual(resizeCenterCrop(null, [2, 3])(d).data, d.image.data);
+  assert.throws(() => resizeCenterCrop(null, 0), /cropTo must be positive integers, got 0/);
+  assert.throws(() => resizeCenterCrop(2.5, 4), /resizeTo must be a positive integer or null, got 2.5/);
 });
 
 test('imagesToBatch: HWC images to one NCHW uint8 tensor; a wrong size names the image', () => {
@@ -382,8 +391,8 @@ test('imagesToBatch: HWC images to one NCHW uint8 tensor; a wrong size names the
   assert.throws(() => imagesToBatch([a, b.subarray(1)], 3, 2), /image 1 holds 17 bytes, 3x2x3 needs 18/);
 });
 
-test('centerCrop at batch assembly equals perSample centerCrop, padding included; images may differ in size', async () => {
-  // sizes around the crop: larger, odd offsets (half to even), smaller (zero padding), not square
+test('perSample resizeCenterCrop: images of any size to one batch, each as the batch transform gives it', async () => {
+  // larger, odd offsets (half to even), smaller (zero padding), not square
   const dims: [number, number][] = [
     [9, 9],
     [10, 7],
@@ -392,30 +401,38 @@ test('centerCrop at batch assembly equals perSample centerCrop, padding included
     [6, 4],
     [8, 5],
   ];
+  const image = (i: number): RgbImage => {
+    const [width, height] = dims[i % 6]!;
+    return { data: Uint8Array.from({ length: width * height * 3 }, (_, j) => (j * 7 + i) % 251), width, height };
+  };
   const ds: Dataset = {
     length: 12,
     classes: ['a', 'b'],
     label: (i) => i % 2,
     source: (i) => `pattern#${i}`,
-    get: (i) => {
-      const [width, height] = dims[i % 6]!;
-      const data = Uint8Array.from({ length: width * height * 3 }, (_, j) => (j * 7 + i) % 251);
-      return Promise.resolve({ label: i % 2, image: { data, width, height } });
-    },
+    get: (i) => Promise.resolve({ label: i % 2, image: image(i) }),
   };
-  for (const crop of [8, [7, 5] as const]) {
-    const fast = await collect(new DataLoader(ds, { batchSize: 5, shuffle: false, centerCrop: crop }), 0);
-    const slow = await collect(new DataLoader(ds, { batchSize: 5, shuffle: false, perSample: centerCrop(crop) }), 0);
-    assert.equal(fast.length, slow.length);
-    fast.forEach((b, k) => {
-      assert.deepEqual(b.images.shape, slow[k]!.images.shape);
-      const bytes = (t: typeof b.images): number[] => Array.from(t.toTypedArray() as Uint8Array);
-      assert.deepEqual(bytes(b.images), bytes(slow[k]!.images), `batch ${k}`);
-    });
-    disposeAll(fast);
-    disposeAll(slow);
+  for (const [resizeTo, crop] of [
+    [null, 8],
+    [null, [5, 7]],
+    [8, 8],
+    [6, [5, 7]],
+  ] as const) {
+    const batches = await collect(
+      new DataLoader(ds, { batchSize: 5, shuffle: false, perSample: resizeCenterCrop(resizeTo, crop) }),
+      0,
+    );
+    const op = new ResizeCenterCrop(resizeTo, crop);
+    batches.forEach((b, k) =>
+      b.indices.forEach((i, j) => {
+        const img = image(i);
+        const want = tidy(() => op.forward(imagesToBatch([img.data], img.width, img.height)).toTypedArray());
+        const got = tidy(() => b.images.narrow(0, j, 1).toTypedArray());
+        assert.deepEqual(got, want, `batch ${k} image ${i} (${resizeTo}, ${JSON.stringify(crop)})`);
+      }),
+    );
+    disposeAll(batches);
   }
-  assert.throws(() => new DataLoader(ds, { batchSize: 2, centerCrop: 0 }), /centerCrop must be an integer ≥ 1, got 0/);
 });
 
 test('from: an epoch started at batch k gives the tail of the whole epoch and reads none of the batches before it', async () => {

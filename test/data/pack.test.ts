@@ -11,10 +11,11 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp, { type Sharp } from 'sharp';
 import { createLimiter, SampleError, type Sample } from '../../src/data/dataset.js';
-import { decodeJpegBuffers } from '../../src/data/decode-native.js';
 import { closeDecodePool } from '../../src/data/decode-pool.js';
+import { resizeCenterCrop } from '../../src/data/fit.js';
 import { ImageFolder } from '../../src/data/image-folder.js';
 import { DataLoader } from '../../src/data/loader.js';
+import { decodeJpegBuffers } from '../../src/data/native/jpeg.js';
 import { jpegHeaderLength, openPack, packImageFolder, type PackHeader } from '../../src/data/pack.js';
 import { SyntheticImages } from '../../src/data/synthetic.js';
 import { openData } from '../../src/train/data.js';
@@ -141,7 +142,7 @@ test('pack of a generated folder: classes, labels, paths, bytes and pixels of Im
     batchSize: 20,
     shuffle: false,
     workers: 2,
-    centerCrop: 32,
+    perSample: resizeCenterCrop(null, 32),
     onSkip: (e) => skipped.push(e.path),
   });
   let seen = 0;

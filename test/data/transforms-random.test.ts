@@ -25,6 +25,7 @@ import {
   StrongAugmentation,
   levelToArg,
   mixupTarget,
+  normalize,
   pretrainAugmentation,
   randAugmentFromString,
   sampleBeta,
@@ -382,6 +383,24 @@ test('fine-tuning and evaluation transforms: shapes, dtype, normalisation', () =
       assert.deepEqual(e.shape, [6, 3, 24, 24]);
       assert.equal(e.dtype, 'float32');
     }
+    // passSized (the kNN monitor's): a batch at the model's size is only normalised; larger ones
+    // and the default resize (24 / 0.875 = 27, then the centre crop) as without it
+    const small = uint8Batch(2, 24, 24);
+    const plain = new EvalTransform({ size: 24, passSized: true }).forward(small);
+    const byHand = normalize(small.float().div(255), IMAGENET_MEAN, IMAGENET_STD);
+    assert.equal(plain.sub(byHand).abs().max().item(), 0);
+    const resized = new EvalTransform({ size: 24 }).forward(small);
+    assert.ok((resized.sub(plain).abs().max().item() as number) > 0.01, 'without passSized 24 px is resized');
+    const big = uint8Batch(2, 40, 48);
+    const a = new EvalTransform({ size: 24, passSized: true }).forward(big);
+    assert.equal(
+      a
+        .sub(new EvalTransform({ size: 24 }).forward(big))
+        .abs()
+        .max()
+        .item(),
+      0,
+    );
   });
 });
 

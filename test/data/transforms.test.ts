@@ -14,16 +14,15 @@ import {
   Mixup,
   RandomErasing,
   RandomResizedCrop,
+  ResizeCenterCrop,
   adjustBrightness,
   adjustContrast,
   adjustHue,
   adjustSaturation,
   applyRandAugmentOp,
-  centerCrop,
   gaussianBlur,
   hflip,
   normalize,
-  resizeShorter,
   resizedCrop,
   rgbToGrayscale,
   solarize,
@@ -35,6 +34,8 @@ import {
   type Interpolation,
   type RandAugmentOp,
 } from '../../src/data/transforms/index.js';
+import { resizeCenterCrop } from '../../src/data/fit.js';
+import { resizedCrops } from '../../src/data/native/kernels.js';
 
 interface Rec {
   shape: number[];
@@ -103,15 +104,13 @@ const impls: Record<string, Impl> = {
     });
   },
   hflip: (x) => hflip(x),
+  // the pipeline's one resize + centre crop (training's loadSize, evaluation, the kNN monitor)
   resize_center_crop: (x, p) =>
-    centerCrop(
-      resizeShorter(x, num(p.resize), {
-        interpolation: p.interpolation as Interpolation,
-        antialias: p.antialias as boolean,
-      }),
-      p.crop as [number, number],
-    ),
-  center_crop: (x, p) => centerCrop(x, p.crop as [number, number]),
+    new ResizeCenterCrop(num(p.resize), p.crop as [number, number], {
+      interpolation: p.interpolation as Interpolation,
+      antialias: p.antialias as boolean,
+    }).forward(x),
+  center_crop: (x, p) => new ResizeCenterCrop(null, p.crop as [number, number]).forward(x),
   brightness: (x, p) => COLOR_OPS.brightness!(x, nums(p.factors)),
   contrast: (x, p) => COLOR_OPS.contrast!(x, nums(p.factors)),
   saturation: (x, p) => COLOR_OPS.saturation!(x, nums(p.factors)),
@@ -228,6 +227,35 @@ for (const c of fixture.cases) {
   });
 }
 
+test('resizeCenterCrop (the loader perSample: one HWC image at a time) matches torchvision within one level', () => {
+  const cases: [string, ReturnType<typeof resizeCenterCrop>][] = [
+    ['resize_center_crop_bilinear_u8', resizeCenterCrop(20, [16, 16])],
+    ['resize_up_center_crop_u8', resizeCenterCrop(30, [25, 31])],
+    ['center_crop_pad_u8', resizeCenterCrop(null, [27, 35])],
+  ];
+  const before = liveTensors();
+  for (const [name, perSample] of cases) {
+    const c = fixture.cases.find((k) => k.name === name);
+    assert.ok(c, `fixture case ${name}`);
+    tidy(() => {
+      const x = decode(fixture.images.u8!);
+      const want = decode(c.outputs[0]!);
+      const [n, , h, w] = x.shape as [number, number, number, number];
+      const [, , oh, ow] = want.shape as [number, number, number, number];
+      for (let i = 0; i < n; i++) {
+        const hwc = x.narrow(0, i, 1).permute([0, 2, 3, 1]).toTypedArray() as Uint8Array;
+        const got = perSample({ image: { data: hwc, width: w, height: h }, label: 0 });
+        assert.deepEqual([got.width, got.height], [ow, oh], name);
+        const ref = want.narrow(0, i, 1).permute([0, 2, 3, 1]).toTypedArray() as Uint8Array;
+        let worstLevel = 0;
+        for (let k = 0; k < ref.length; k++) worstLevel = Math.max(worstLevel, Math.abs(got.data[k]! - ref[k]!));
+        assert.ok(worstLevel <= 1, `${name} image ${i}: off by ${worstLevel} levels`);
+      }
+    });
+  }
+  assert.equal(liveTensors(), before, 'tensors leaked');
+});
+
 test('summary of the largest deviation per transform', (t) => {
   for (const [k, v] of Object.entries(worst).sort()) t.diagnostic(`${k}: ${fmt(v)}`);
 });
@@ -296,7 +324,7 @@ test('the native CPU paths refuse inputs that require grad; the transforms then 
     const x = rand([4, 3, 12, 12]).requiresGrad_(true);
     const boxes = new RandomResizedCrop(8).sampleParams(4, 12, 12);
     const flat = boxes.flatMap((b) => [b.top, b.left, b.height, b.width]);
-    assert.throws(() => F.resizedCrops(x, flat, [8, 8]), /requires grad/);
+    assert.throws(() => resizedCrops(x, flat, [8, 8]), /requires grad/);
     const jitter = new ColorJitter({ brightness: 0.4, hue: 0.1 });
     const p = jitter.sampleParams(4);
     const y = resizedCrop(x, boxes, 8);

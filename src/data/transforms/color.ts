@@ -2,7 +2,8 @@
 // factor for the whole batch or one per image (broadcast as an [n, 1, 1, 1] tensor), so a batch
 // with different factors per image is still one op. Blends clamp to the dtype's range and cast
 // uint8 back by truncation, as torchvision does.
-import { F, stack, tensor, tidy, where as select, type Tensor } from '../../torch/index.js';
+import { stack, tensor, tidy, where as select, type Tensor } from '../../torch/index.js';
+import { colorJitterCpu } from '../native/kernels.js';
 import {
   applyTo,
   bernoulli,
@@ -306,7 +307,7 @@ export class ColorJitter {
     });
   }
 
-  /** float32 on the CPU: each image's ops in one native pass each (F.colorJitterCpu). */
+  /** float32 on the CPU: each image's ops in one native pass each (colorJitterCpu). */
   private fused(x: Tensor, params: ColorJitterParams, factors: readonly (readonly number[])[]): Tensor {
     const n = params.apply.length;
     const order = new BigInt64Array(4 * n).fill(-1n);
@@ -322,7 +323,7 @@ export class ColorJitter {
       for (const op of params.order[i]!) if (this.ranges[op] !== null) order[4 * i + k++] = BigInt(op);
     }
     return tidy(() =>
-      F.colorJitterCpu(
+      colorJitterCpu(
         x,
         tensor(order, { shape: [n, 4] }),
         tensor(ratio, { shape: [n, 4] }),

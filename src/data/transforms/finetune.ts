@@ -99,6 +99,8 @@ export interface EvalTransformOptions {
   cropPct?: number;
   interpolation?: Interpolation;
   antialias?: boolean;
+  /** a batch already size × size skips the resize (ResizeCenterCrop's passCropSized); default false */
+  passSized?: boolean;
   mean?: readonly number[];
   std?: readonly number[];
 }
@@ -115,6 +117,7 @@ export class EvalTransform {
     this.resizeCrop = new ResizeCenterCrop(resizeTo, size, {
       interpolation: o.interpolation ?? 'bicubic',
       antialias: o.antialias ?? true,
+      passCropSized: o.passSized ?? false,
     });
     this.mean = o.mean ?? IMAGENET_MEAN;
     this.std = o.std ?? IMAGENET_STD;

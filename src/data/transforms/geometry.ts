@@ -1,6 +1,7 @@
 // Crops, resizes and flips (torchvision.transforms.functional / functional_tensor 0.14 semantics
 // for tensors), and the random transforms built on them: RandomResizedCrop, RandomHorizontalFlip.
 import { cat, F, tidy, type Tensor } from '../../torch/index.js';
+import { resizedCrops } from '../native/kernels.js';
 import {
   applyTo,
   bernoulli,
@@ -133,7 +134,7 @@ export function resizedCrop(
     if (src.device === 'cpu' && !src.requiresGrad) {
       // one native call for the batch (per-image interpolations spread over the threads)
       const flat = boxes.flatMap((b) => [b.top, b.left, b.height, b.width]);
-      y = F.resizedCrops(src, flat, [oh, ow], { mode, antialias });
+      y = resizedCrops(src, flat, [oh, ow], { mode, antialias });
     } else {
       const parts = boxes.map((b, i) => {
         const c = src.narrow(0, i, 1).narrow(2, b.top, b.height).narrow(3, b.left, b.width);
@@ -241,16 +242,43 @@ export class RandomHorizontalFlip {
   }
 }
 
-/** Evaluation preprocessing: resize the shorter edge, then centre-crop (torchvision Resize + CenterCrop). */
+export interface ResizeCenterCropOptions extends ResizeOptions {
+  /**
+   * A batch that already has the crop's size passes as it is, not resized first (a resize and
+   * crop would only blur small images, such as CIFAR's at the model's size). Default false.
+   */
+  passCropSized?: boolean;
+}
+
+/**
+ * The one resize + centre crop of the data pipeline (training's `loadSize`, evaluation, the
+ * kNN monitor, the data bench): torchvision's Resize(resizeTo) — the shorter edge to resizeTo,
+ * bilinear and antialiased unless told otherwise — then CenterCrop(cropTo), zero-padded where
+ * the image is smaller. resizeTo null: the centre crop alone.
+ */
 export class ResizeCenterCrop {
+  readonly cropSize: [number, number];
+
   constructor(
-    readonly resizeTo: number,
+    readonly resizeTo: number | null,
     readonly cropTo: number | readonly [number, number],
-    readonly resizeOptions: ResizeOptions = {},
-  ) {}
+    readonly resizeOptions: ResizeCenterCropOptions = {},
+  ) {
+    const bad = (v: number): boolean => !Number.isInteger(v) || v < 1;
+    if (resizeTo !== null && bad(resizeTo))
+      throw new RangeError(`ResizeCenterCrop: resizeTo must be a positive integer or null, got ${resizeTo}`);
+    this.cropSize = sizePair(cropTo);
+    if (this.cropSize.some(bad))
+      throw new RangeError(`ResizeCenterCrop: cropTo must be positive integers, got ${JSON.stringify(cropTo)}`);
+  }
 
   forward(x: Tensor): Tensor {
-    return tidy(() => centerCrop(resizeShorter(x, this.resizeTo, this.resizeOptions), this.cropTo));
+    const [, , h, w] = dims(x, 'ResizeCenterCrop');
+    const [ch, cw] = this.cropSize;
+    if (h === ch && w === cw && (this.resizeTo === null || this.resizeOptions.passCropSized)) return same(x);
+    return tidy(() =>
+      centerCrop(this.resizeTo === null ? x : resizeShorter(x, this.resizeTo, this.resizeOptions), this.cropSize),
+    );
   }
 }
 

@@ -1,13 +1,14 @@
-// The loader's fast decoding path: JPEG files read and decoded by libjpeg(-turbo) in the native
-// addon (native/src/jpeg.cc), off the JS thread, all pixels of a request in one buffer.
+// The data sets' JPEG decoder: files (or a pack's buffer) read and decoded by libjpeg(-turbo) in
+// the native addon (native/src/image/jpeg.cc), off the JS thread, all pixels of a request in one
+// buffer.
 //
 // Why: sharp (libvips) spends about 400 µs of CPU per CIFAR-sized JPEG, nearly all of it per-call
 // pipeline set-up; the decoder itself (which PIL and libvips share) needs a few tens. The addon
 // decodes only what gives the same pixels as sharp would (8-bit JPEGs in YCbCr, RGB or
-// grayscale, upright, without an ICC profile); every other file comes back undecoded, with the
-// reason, for the sharp path (decode-pool.ts) to decode or reject.
-import { N } from '../torch/native.js';
-import type { RgbImage } from './dataset.js';
+// grayscale, upright, without an ICC profile): it alone decides which files those are. Every
+// other file comes back undecoded, with the reason, for sharp (decode.ts) to decode or reject.
+import type { RgbImage } from '../dataset.js';
+import { IMG } from './binding.js';
 
 export interface NativeDecoded {
   /** null: not decoded here (`reason` says why); the caller hands the file to sharp */
@@ -24,7 +25,7 @@ interface NativeResult {
 /** Reads and decodes the files (in order) with `threads` native threads (default 1). */
 export async function decodeJpegFiles(paths: readonly string[], threads = 1): Promise<NativeDecoded[]> {
   if (paths.length === 0) return [];
-  return unpack((await N.decodeJpegFiles(paths, threads)) as NativeResult, paths.length);
+  return unpack((await IMG.decodeJpegFiles(paths, threads)) as NativeResult, paths.length);
 }
 
 /**
@@ -34,7 +35,7 @@ export async function decodeJpegFiles(paths: readonly string[], threads = 1): Pr
  */
 export async function decodeJpegBuffers(data: Buffer, items: Float64Array, threads = 1): Promise<NativeDecoded[]> {
   if (items.length === 0) return [];
-  return unpack((await N.decodeJpegBuffers(data, items, threads)) as NativeResult, items.length / 4);
+  return unpack((await IMG.decodeJpegBuffers(data, items, threads)) as NativeResult, items.length / 4);
 }
 
 function unpack(r: NativeResult, n: number): NativeDecoded[] {

@@ -1,18 +1,19 @@
-// JPEG files to RGB pixels with libjpeg(-turbo), off the JS thread: the loader's fast path
-// (src/data/decode-native.ts). One call reads and decodes a list of files in a libuv pool
+// JPEG files to RGB pixels with libjpeg(-turbo), off the JS thread: the data sets' decoder for
+// JPEGs (src/data/native/jpeg.ts). One call reads and decodes a list of files in a libuv pool
 // thread (split over `threads` threads) and resolves with all pixels in one buffer, so the
 // per-image cost is the decoder's own (PIL's, since PIL decodes with the same library) instead
 // of sharp's per-call pipeline set-up. decodeJpegBuffers does the same for JPEGs held in one
 // Buffer (a packed data set, src/data/pack.ts), each optionally split into a shared prefix
 // (a header part stored once per pack) and its own rest, joined again before decoding.
 //
-// Only what decodes to the same pixels as the sharp path is decoded here: 8-bit baseline or
-// progressive JPEGs in YCbCr, RGB or grayscale (replicated to three channels, as sharp does),
-// without an embedded ICC profile and upright (no EXIF orientation other than 1). Everything
-// else — other formats, CMYK, rotated or ICC-tagged files, and any file the library reports an
-// error or a warning for (corrupt, truncated) — comes back undecoded with the reason, for the
-// sharp path to decode or reject; so a bad file never fails the call.
-#include "common.h"
+// The one place that decides which files are plain JPEGs: only what decodes to the same pixels
+// as the sharp path is decoded here: 8-bit baseline or progressive JPEGs in YCbCr, RGB or
+// grayscale (replicated to three channels, as sharp does), without an embedded ICC profile and
+// upright (no EXIF orientation other than 1). Everything else — other formats, CMYK, rotated or
+// ICC-tagged files, and any file the library reports an error or a warning for (corrupt,
+// truncated) — comes back undecoded with the reason, for sharp to decode or reject; so a bad
+// file never fails the call.
+#include "../common.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -318,7 +319,7 @@ class BuffersJob : public DecodeJob {
 
 // decodeJpegFiles(paths: string[], threads: number) -> Promise<{ pixels: Buffer, meta:
 // Float64Array (offset, width, height per file; width -1: not decoded), reasons: string[] }>
-OP(decodeJpegFiles, "..") {
+IMAGE_OP(decodeJpegFiles, "..") {
   if (!a[0].IsArray()) throw Napi::TypeError::New(a.Env(), "decodeJpegFiles: paths must be an array of strings");
   auto list = a[0].As<Napi::Array>();
   std::vector<std::string> paths;
@@ -339,7 +340,7 @@ OP(decodeJpegFiles, "..") {
 // decodeJpegBuffers(data: Buffer, items: Float64Array (prefix offset, prefix length, offset,
 // length per item), threads: number) -> the same promise as decodeJpegFiles. Every range must
 // lie inside data (checked here, before any thread reads it).
-OP(decodeJpegBuffers, "...") {
+IMAGE_OP(decodeJpegBuffers, "...") {
   if (!a[0].IsBuffer()) throw Napi::TypeError::New(a.Env(), "decodeJpegBuffers: data must be a Buffer");
   if (!a[1].IsTypedArray() || a[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
     throw Napi::TypeError::New(a.Env(), "decodeJpegBuffers: items must be a Float64Array");

@@ -1,28 +1,14 @@
-// Sampling ops on image batches (torch.nn.functional.grid_sample, per-image resized crops).
-#include "common.h"
-
+// Per-image resized crops of a batch (src/data/transforms/geometry.ts' resizedCrop on the CPU,
+// through src/data/native/kernels.ts): torchvision's resized_crop with a box per image, in one call.
+#include "../common.h"
 
 namespace mm {
-
-// gridSample(input, grid, mode, paddingMode, alignCorners) as F.grid_sample on NCHW input and an
-// [N, Hout, Wout, 2] grid of (x, y) in [-1, 1]: mode 'bilinear' | 'nearest' | 'bicubic',
-// paddingMode 'zeros' | 'border' | 'reflection'.
-OP(gridSample, "TT") {
-  std::string mode = Str(a, 2);
-  std::string pad = Str(a, 3);
-  int64_t m = mode == "bilinear" ? 0 : mode == "nearest" ? 1 : mode == "bicubic" ? 2 : -1;
-  int64_t p = pad == "zeros" ? 0 : pad == "border" ? 1 : pad == "reflection" ? 2 : -1;
-  if (m < 0) throw std::invalid_argument("mode must be 'bilinear', 'nearest' or 'bicubic', got '" + mode + "'");
-  if (p < 0)
-    throw std::invalid_argument("paddingMode must be 'zeros', 'border' or 'reflection', got '" + pad + "'");
-  return Out(a, at::grid_sampler(T(a, 0), T(a, 1), m, p, B(a, 4)));
-}
 
 // resizedCrops(x [n, c, h, w] float, boxes [top, left, height, width] * n, outH, outW, mode,
 // antialias): image i's box resized to outH x outW by F.interpolate (align_corners false),
 // all images in one call, the images split over at::get_num_threads() threads (the kernels are
 // deterministic, so the results equal separate F.interpolate calls).
-OP(resizedCrops, "T") {
+IMAGE_OP(resizedCrops, "T") {
   const at::Tensor& x = T(a, 0);
   std::vector<int64_t> boxes = IL(a, 1);
   int64_t oh = I(a, 2), ow = I(a, 3);

@@ -1,10 +1,10 @@
 // ColorJitter fused into one pass per op and image on CPU (src/data/transforms/color.ts uses
-// it for float32 batches on the CPU; other devices take the composed tensor ops). As composed
+// it, through src/data/native/kernels.ts, for float32 batches on the CPU; other devices take the composed tensor ops). As composed
 // ops the hue rotation alone is ~40 full-batch kernels (RGB -> HSV -> RGB), which made colour
 // jitter most of the pre-training augmentations' cost. The arithmetic is torchvision's
 // functional_tensor (0.14) in float32, step by step in the same order, so the results equal the
 // composed ops' bit for bit, except the contrast mean (summed in double here).
-#include "common.h"
+#include "../common.h"
 
 #include <cstdint>
 #include <cstring>
@@ -94,7 +94,7 @@ MM_VECTOR void HuePlane(float* __restrict R, float* __restrict G, float* __restr
 // complement float32 [n, 4]) -> new tensor. order[i] lists image i's ops in the order applied
 // (0 brightness, 1 contrast, 2 saturation, 3 hue; -1: none); ratio[i][op] is the op's factor
 // (the hue shift for op 3) and complement[i][op] = 1 - factor computed in double on the host.
-OP(colorJitterCpu, "TTTT") {
+IMAGE_OP(colorJitterCpu, "TTTT") {
   const at::Tensor& x = T(a, 0);
   if (x.scalar_type() != at::kFloat || !x.device().is_cpu() || x.dim() != 4 || x.size(1) != 3)
     throw std::invalid_argument("x must be a float32 CPU tensor [n, 3, h, w], got " + Describe(a, 0));
