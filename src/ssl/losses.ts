@@ -5,10 +5,11 @@
 // detach them, so no gradient flows into the target branch.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
+import { DEFAULT_TEMPERATURE } from './defaults.js';
+
+export { DEFAULT_TEMPERATURE };
 
 const { F } = torch;
-
-export const DEFAULT_TEMPERATURE = 0.2;
 
 function queriesPerImage(q: Tensor, k: Tensor, fn: string): number {
   if (q.ndim !== 2 || k.ndim !== 2 || q.shape[1] !== k.shape[1]) {

@@ -5,18 +5,33 @@
 import * as torch from '../torch/index.js';
 import { distributed, nn, optim } from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { buildPredictor, buildProjector, ClassAttentionStack } from '../models/index.js';
+import { buildPredictor, buildProjector, ClassAttentionStack, DEFAULT_HEAD_NORM } from '../models/index.js';
 import type { ClassAttentionOptions, HeadNorm, VisionTransformer } from '../models/index.js';
 import { chunkMask, sphericalMean } from './masking.js';
 import type { ChunkMask } from './masking.js';
-import { DEFAULT_TEMPERATURE, symmetricByolLoss, symmetricInfoNCE } from './losses.js';
+import { symmetricByolLoss, symmetricInfoNCE } from './losses.js';
 import { vmfKappa } from './kappa.js';
 import { MomentumEncoder } from './momentum.js';
+import {
+  DEFAULT_BASE_MOMENTUM,
+  DEFAULT_METHOD,
+  DEFAULT_NUM_CHUNKS,
+  DEFAULT_PREDICTOR_LAST_NORM,
+  DEFAULT_TARGET_CHUNKS,
+  DEFAULT_TEMPERATURE,
+  METHODS,
+  type MethodName,
+} from './defaults.js';
 
-export type MethodName = 'mmoco' | 'mbyol';
-
-/** MoCo v3's base momentum (ViT recipe) and BYOL's. */
-export const DEFAULT_BASE_MOMENTUM: Readonly<Record<MethodName, number>> = { mmoco: 0.99, mbyol: 0.996 };
+export {
+  DEFAULT_BASE_MOMENTUM,
+  DEFAULT_METHOD,
+  DEFAULT_NUM_CHUNKS,
+  DEFAULT_PREDICTOR_LAST_NORM,
+  DEFAULT_TARGET_CHUNKS,
+  METHODS,
+  type MethodName,
+};
 
 export interface HeadSizes {
   numLayers?: number;
@@ -195,12 +210,12 @@ export class MaskedContrastive extends nn.Module {
 
   constructor(backbone: VisionTransformer, o: MaskedContrastiveOptions = {}) {
     super();
-    this.method = o.method ?? 'mmoco';
-    if (this.method !== 'mmoco' && this.method !== 'mbyol') {
+    this.method = o.method ?? DEFAULT_METHOD;
+    if (!METHODS.includes(this.method)) {
       throw new RangeError(`MaskedContrastive: method must be 'mmoco' or 'mbyol', got '${String(this.method)}'`);
     }
-    this.numChunks = o.numChunks ?? 8;
-    this.targetChunks = o.targetChunks ?? 1;
+    this.numChunks = o.numChunks ?? DEFAULT_NUM_CHUNKS;
+    this.targetChunks = o.targetChunks ?? DEFAULT_TARGET_CHUNKS;
     for (const [name, v] of [
       ['numChunks', this.numChunks],
       ['targetChunks', this.targetChunks],
@@ -212,7 +227,7 @@ export class MaskedContrastive extends nn.Module {
     this.temperature = o.temperature ?? DEFAULT_TEMPERATURE;
     if (!(this.temperature > 0)) throw new RangeError(`MaskedContrastive: invalid temperature ${this.temperature}`);
     this.monitorKappa = o.monitorKappa ?? true;
-    const norm = o.headNorm ?? 'bn';
+    const norm = o.headNorm ?? DEFAULT_HEAD_NORM;
     const dim = backbone.embedDim;
     let ca: ClassAttentionStack | null = null;
     if (o.classAttention) {
@@ -221,7 +236,7 @@ export class MaskedContrastive extends nn.Module {
     }
     const proj = buildProjector(dim, { ...o.projector, norm });
     const outDim = proj.parameters().at(-1)!.shape[0]!;
-    const predictorLastNorm = o.predictorLastNorm ?? false;
+    const predictorLastNorm = o.predictorLastNorm ?? DEFAULT_PREDICTOR_LAST_NORM;
     if (predictorLastNorm && this.method === 'mbyol') {
       throw new RangeError(
         'MaskedContrastive: predictorLastNorm must be false for mbyol (BYOL has no norm on the predictor output)',

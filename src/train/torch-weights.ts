@@ -11,7 +11,7 @@ import { basename } from 'node:path';
 import { PyObject, TensorRef, typeName, type PyDict, type PyValue } from '../torch/io/pickle.js';
 import { readTorchFile, tensorRefs, type TorchFile } from '../torch/io/torch-file.js';
 import type { Tensor } from '../torch/index.js';
-import { PRESET_ARCH } from './backbone.js';
+import { presetOfSize } from '../models/index.js';
 import type { BackboneWeights } from './weights.js';
 
 export type TorchLayout = 'mocov3' | 'mae' | 'timm' | 'dino';
@@ -224,9 +224,8 @@ export function inferArch(
   else if (WIDE_HEADS[embedDim]) assumed.numHeads = WIDE_HEADS[embedDim];
   else if (embedDim % 64 === 0) assumed.numHeads = embedDim / 64;
   const heads = arch.numHeads ?? assumed.numHeads;
-  for (const [model, p] of Object.entries(PRESET_ARCH)) {
-    if (p.embedDim === embedDim && p.depth === depth && p.numHeads === heads) arch.model = model;
-  }
+  const preset = heads === undefined ? null : presetOfSize({ embedDim, numHeads: heads, depth });
+  if (preset) arch.model = preset;
   return { arch, assumed };
 }
 
