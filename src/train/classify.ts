@@ -5,7 +5,6 @@
 // and (fine-tuning) the best model kept as best.safetensors in timm's names.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import * as safetensors from '../torch/io/safetensors.js';
 import type { VisionTransformer } from '../models/index.js';
 import { buildBackbone } from './backbone.js';
 import type { FinetuneConfig, LinprobeConfig } from './config.js';
@@ -223,7 +222,7 @@ export async function runClassification(
     if (ev.top1 > best) {
       best = ev.top1;
       if (trainer instanceof Finetuner)
-        safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
+        torch.io.safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
           epoch: String(epoch),
           top1: String(ev.top1),
         });
