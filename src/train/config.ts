@@ -23,6 +23,7 @@ import {
   DEFAULT_TEMPERATURE,
   METHODS,
 } from '../ssl/defaults.js';
+import { FINETUNE_DEFAULTS, KNN_DEFAULTS, LINPROBE_DEFAULTS } from './defaults.js';
 import { ConfigError, applySets, defaults, overlay, type FieldSpec, type Infer, type Schema } from './schema.js';
 
 const PRESET_DEPTHS = [...new Set(MODEL_NAMES.map((m) => VIT_SIZES[m].depth))].join('/');
@@ -118,8 +119,13 @@ const MODEL = {
 } as const satisfies Schema;
 
 const KNN = {
-  knnK: { type: 'int', default: 20, min: 1, doc: 'kNN: neighbours' },
-  knnT: { type: 'number', default: 0.07, positive: true, doc: 'kNN: temperature of the vote weights exp(sim/T)' },
+  knnK: { type: 'int', default: KNN_DEFAULTS.k, min: 1, doc: 'kNN: neighbours' },
+  knnT: {
+    type: 'number',
+    default: KNN_DEFAULTS.temperature,
+    positive: true,
+    doc: 'kNN: temperature of the vote weights exp(sim/T)',
+  },
   knnTrainSamples: {
     type: 'int',
     default: null,
@@ -235,11 +241,16 @@ export const LINPROBE_SCHEMA = {
   checkpoint: KNN_SCHEMA.checkpoint,
   checkpointKey: KNN_SCHEMA.checkpointKey,
   ...MODEL,
-  epochs: { type: 'int', default: 90, min: 1, doc: 'training epochs' },
+  epochs: { type: 'int', default: LINPROBE_DEFAULTS.epochs, min: 1, doc: 'training epochs' },
   batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
-  blr: { type: 'number', default: 0.1, positive: true, doc: 'base learning rate (MAE: 0.1): lr = blr × batch / 256' },
-  warmupEpochs: { type: 'number', default: 10, min: 0, doc: 'linear warm-up epochs' },
-  weightDecay: { type: 'number', default: 0, min: 0, doc: 'LARS weight decay' },
+  blr: {
+    type: 'number',
+    default: LINPROBE_DEFAULTS.blr,
+    positive: true,
+    doc: 'base learning rate (MAE: 0.1): lr = blr × batch / 256',
+  },
+  warmupEpochs: { type: 'number', default: LINPROBE_DEFAULTS.warmupEpochs, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: LINPROBE_DEFAULTS.weightDecay, min: 0, doc: 'LARS weight decay' },
   precision: PRECISION,
   ...CHECKPOINTS,
 } as const satisfies Schema;
@@ -255,17 +266,28 @@ export const FINETUNE_SCHEMA = {
     default: 'avg',
     doc: 'classify the mean patch token (fc-norm) or CLS',
   },
-  epochs: { type: 'int', default: 100, min: 1, doc: 'training epochs' },
+  epochs: { type: 'int', default: FINETUNE_DEFAULTS.epochs, min: 1, doc: 'training epochs' },
   batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
-  blr: { type: 'number', default: 5e-4, positive: true, doc: 'base learning rate: lr = blr × batch / 256' },
-  layerDecay: { type: 'number', default: 0.65, positive: true, max: 1, doc: 'layer-wise lr decay' },
-  warmupEpochs: { type: 'number', default: 5, min: 0, doc: 'linear warm-up epochs' },
-  weightDecay: { type: 'number', default: 0.05, min: 0, doc: 'AdamW weight decay' },
-  betas: { type: 'numbers', length: 2, default: [0.9, 0.999], doc: 'AdamW betas' },
+  blr: {
+    type: 'number',
+    default: FINETUNE_DEFAULTS.blr,
+    positive: true,
+    doc: 'base learning rate: lr = blr × batch / 256',
+  },
+  layerDecay: {
+    type: 'number',
+    default: FINETUNE_DEFAULTS.layerDecay,
+    positive: true,
+    max: 1,
+    doc: 'layer-wise lr decay',
+  },
+  warmupEpochs: { type: 'number', default: FINETUNE_DEFAULTS.warmupEpochs, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: FINETUNE_DEFAULTS.weightDecay, min: 0, doc: 'AdamW weight decay' },
+  betas: { type: 'numbers', length: 2, default: FINETUNE_DEFAULTS.betas, doc: 'AdamW betas' },
   dropPath: { type: 'number', default: 0.1, min: 0, max: 1, doc: 'stochastic depth rate' },
   mixup: { type: 'number', default: 0.8, min: 0, doc: 'mixup alpha (0: off)' },
   cutmix: { type: 'number', default: 1.0, min: 0, doc: 'cutmix alpha (0: off)' },
-  smoothing: { type: 'number', default: 0.1, min: 0, max: 1, doc: 'label smoothing' },
+  smoothing: { type: 'number', default: FINETUNE_DEFAULTS.labelSmoothing, min: 0, max: 1, doc: 'label smoothing' },
   randAugment: {
     type: 'string',
     default: 'rand-m9-mstd0.5-inc1',
