@@ -6,7 +6,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 // the tensor-free modules that state the defaults (their packages' index files load libtorch)
 import {
-  CLASS_ATTENTION_DEPTH,
   DEFAULT_HEAD_NORM,
   HEAD_NORMS,
   MODEL_NAMES,
@@ -173,7 +172,8 @@ export const PRETRAIN_SCHEMA = {
   classAttention: {
     type: 'bool',
     default: false,
-    doc: `${CLASS_ATTENTION_DEPTH} class-attention blocks before the projector`,
+    // CLASS_ATTENTION_DEPTH in words (the help text reads as it always did)
+    doc: 'two class-attention blocks before the projector',
   },
   projHiddenDim: { type: 'int', default: PROJECTOR_SIZE.hiddenDim, min: 1, doc: 'projector hidden width' },
   projOutDim: { type: 'int', default: PROJECTOR_SIZE.outDim, min: 1, doc: 'projector (and predictor) output width' },

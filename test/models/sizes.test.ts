@@ -75,4 +75,7 @@ test("the schema's model key and defaults are the table's and the method's const
   assert.deepEqual([DEFAULT_NUM_CHUNKS, DEFAULT_TARGET_CHUNKS, DEFAULT_TEMPERATURE], [8, 1, 0.2]);
   assert.deepEqual(DEFAULT_BASE_MOMENTUM, { mmoco: 0.99, mbyol: 0.996 });
   assert.match(PRETRAIN_SCHEMA.momentum.doc, /\(default: 0\.99 mmoco, 0\.996 mbyol\)/);
+  // the help text says the class-attention depth in words
+  assert.equal(CLASS_ATTENTION_DEPTH, 2);
+  assert.match(PRETRAIN_SCHEMA.classAttention.doc, /^two class-attention blocks/);
 });
