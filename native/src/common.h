@@ -1,6 +1,7 @@
 // Shared pieces of the binding: the tensor handle, argument readers and the op guard.
-// The binding is thin on purpose (DESIGN.md §1): every exported function reads its
-// arguments, calls one libtorch function and wraps the result.
+// The binding is thin on purpose: every exported function reads its arguments, calls one
+// libtorch function and wraps the result; the few fused kernels stay generic (README.md, "What
+// the addon adds to libtorch", lists them and why each exists).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -3,6 +3,7 @@
 import { cat, F, nn, ones, tidy } from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
 import { Mlp } from './vit.js';
+import { CLASS_ATTENTION_DEPTH } from './sizes.js';
 
 /** CaiT's Class_Attention: q from the CLS token, k and v from all tokens; output [B, 1, C]. */
 export class ClassAttention extends nn.Module {
@@ -98,7 +99,7 @@ export class ClassAttentionStack extends nn.Module {
 
   constructor(dim: number, numHeads: number, o: ClassAttentionOptions & { depth?: number } = {}) {
     super();
-    const depth = o.depth ?? 2;
+    const depth = o.depth ?? CLASS_ATTENTION_DEPTH;
     const blocks = Array.from({ length: depth }, () => new ClassAttentionBlock(dim, numHeads, o));
     this.blocks = this.registerModule('blocks', new nn.ModuleList(blocks));
   }

@@ -1,8 +1,7 @@
 // Projector and predictor MLPs as MoCo-v3's `_build_mlp` (an nn.Sequential, so the parameter
 // names are its indices: "0.weight", "1.running_mean", ...), with ExtreMA's LayerNorm variant.
 import { nn } from '../torch/index.js';
-
-export type HeadNorm = 'bn' | 'ln';
+import { DEFAULT_HEAD_NORM, HEAD_NORMS, PREDICTOR_SIZE, PROJECTOR_SIZE, type HeadNorm } from './sizes.js';
 
 export interface MlpHeadOptions {
   /** 'bn' (MoCo-v3): Linear(bias=False) → BatchNorm1d → ReLU; 'ln' (ExtreMA): Linear → LayerNorm → GELU */
@@ -29,9 +28,8 @@ export function buildMlp(
 ): nn.Sequential {
   if (!Number.isInteger(numLayers) || numLayers < 1)
     throw new RangeError(`buildMlp: numLayers must be >= 1, got ${numLayers}`);
-  const norm = o.norm ?? 'bn';
-  if (norm !== 'bn' && norm !== 'ln')
-    throw new RangeError(`buildMlp: norm must be 'bn' or 'ln', got '${String(norm)}'`);
+  const norm = o.norm ?? DEFAULT_HEAD_NORM;
+  if (!HEAD_NORMS.includes(norm)) throw new RangeError(`buildMlp: norm must be 'bn' or 'ln', got '${String(norm)}'`);
   const lastNorm = o.lastNorm ?? true;
   const bias = norm === 'ln';
   const s = new nn.Sequential();
@@ -57,15 +55,20 @@ export interface ProjectorOptions extends MlpHeadOptions {
   outDim?: number;
 }
 
-/** MoCo-v3's ViT projector: 3 layers, hidden 4096, out 256, last norm. */
+/** MoCo-v3's ViT projector: 3 layers, hidden 4096, out 256 (PROJECTOR_SIZE), last norm. */
 export function buildProjector(inDim: number, o: ProjectorOptions = {}): nn.Sequential {
-  return buildMlp(o.numLayers ?? 3, inDim, o.hiddenDim ?? 4096, o.outDim ?? 256, o);
+  const s = PROJECTOR_SIZE;
+  return buildMlp(o.numLayers ?? s.numLayers, inDim, o.hiddenDim ?? s.hiddenDim, o.outDim ?? s.outDim, o);
 }
 
 /**
- * MoCo-v3's predictor: 2 layers, hidden 4096, out 256, no norm on the output (last_bn=False,
- * also BYOL's predictor); `lastNorm: true` adds one.
+ * MoCo-v3's predictor: 2 layers, hidden 4096 (PREDICTOR_SIZE), out `dim`, no norm on the output
+ * (last_bn=False, also BYOL's predictor); `lastNorm: true` adds one.
  */
 export function buildPredictor(dim: number, o: ProjectorOptions = {}): nn.Sequential {
-  return buildMlp(o.numLayers ?? 2, dim, o.hiddenDim ?? 4096, o.outDim ?? dim, { ...o, lastNorm: o.lastNorm ?? false });
+  const s = PREDICTOR_SIZE;
+  return buildMlp(o.numLayers ?? s.numLayers, dim, o.hiddenDim ?? s.hiddenDim, o.outDim ?? dim, {
+    ...o,
+    lastNorm: o.lastNorm ?? false,
+  });
 }

@@ -1,24 +1,33 @@
-// ViT presets by name (depth 12; any image and patch size).
+// ViT presets by name (sizes from sizes.ts; any image and patch size).
 import { VisionTransformer, type ViTOptions } from './vit.js';
+import { MODEL_NAMES, VIT_SIZES, type ModelName } from './sizes.js';
 
 export type PresetOptions = Omit<ViTOptions, 'embedDim' | 'depth'>;
 
-/** ViT-Tiny: 192-d, 3 heads, depth 12. */
-export const vitTiny = (o: PresetOptions = {}): VisionTransformer =>
-  new VisionTransformer({ numHeads: 3, ...o, embedDim: 192, depth: 12 });
-/** ViT-Small: 384-d, 6 heads (timm/DeiT; MoCo-v3 uses 12: pass numHeads), depth 12. */
-export const vitSmall = (o: PresetOptions = {}): VisionTransformer =>
-  new VisionTransformer({ numHeads: 6, ...o, embedDim: 384, depth: 12 });
-/** ViT-Base: 768-d, 12 heads, depth 12. */
-export const vitBase = (o: PresetOptions = {}): VisionTransformer =>
-  new VisionTransformer({ numHeads: 12, ...o, embedDim: 768, depth: 12 });
+/** A preset's builder: its width and depth fixed, its heads unless `o.numHeads` says otherwise. */
+const preset =
+  (name: ModelName) =>
+  (o: PresetOptions = {}): VisionTransformer => {
+    const s = VIT_SIZES[name];
+    return new VisionTransformer({ numHeads: s.numHeads, ...o, embedDim: s.embedDim, depth: s.depth });
+  };
 
-export const models = { vit_tiny: vitTiny, vit_small: vitSmall, vit_base: vitBase } as const;
-export type ModelName = keyof typeof models;
+/** ViT-Tiny: 192-d, 3 heads, depth 12. */
+export const vitTiny = preset('vit_tiny');
+/** ViT-Small: 384-d, 6 heads (timm/DeiT; MoCo-v3 uses 12: pass numHeads), depth 12. */
+export const vitSmall = preset('vit_small');
+/** ViT-Base: 768-d, 12 heads, depth 12. */
+export const vitBase = preset('vit_base');
+
+export const models: Readonly<Record<ModelName, (o?: PresetOptions) => VisionTransformer>> = {
+  vit_tiny: vitTiny,
+  vit_small: vitSmall,
+  vit_base: vitBase,
+};
 
 /** Builds a preset by name ('vit_tiny', 'vit_small', 'vit_base'). */
 export function createModel(name: string, o: PresetOptions = {}): VisionTransformer {
-  const make = (models as Record<string, ((o: PresetOptions) => VisionTransformer) | undefined>)[name];
-  if (!make) throw new RangeError(`createModel: unknown model '${name}' (known: ${Object.keys(models).join(', ')})`);
-  return make(o);
+  if (!(MODEL_NAMES as readonly string[]).includes(name))
+    throw new RangeError(`createModel: unknown model '${name}' (known: ${MODEL_NAMES.join(', ')})`);
+  return models[name as ModelName](o);
 }

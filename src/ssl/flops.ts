@@ -10,6 +10,8 @@
 // chunks of q + 1 patches and n − r of q, each plus its own CLS token(s) an independent sequence
 // of T_j = prefix + len_j tokens; the patch embedding runs on all N patches (it happens before
 // the shuffle, as position embeddings do).
+// the tensor-free module, not the models' index: the FLOP counter loads no libtorch
+import { PREDICTOR_SIZE, PROJECTOR_SIZE, VIT_SIZES } from '../models/sizes.js';
 
 export interface VitFlopConfig {
   imgSize: number;
@@ -144,8 +146,16 @@ export interface TrainStepMacs {
   total: number;
 }
 
-export const MOCO_PROJECTOR: HeadConfig = { layers: 3, hidden: 4096, out: 256 };
-export const MOCO_PREDICTOR: HeadConfig = { layers: 2, hidden: 4096, out: 256 };
+export const MOCO_PROJECTOR: HeadConfig = {
+  layers: PROJECTOR_SIZE.numLayers,
+  hidden: PROJECTOR_SIZE.hiddenDim,
+  out: PROJECTOR_SIZE.outDim,
+};
+export const MOCO_PREDICTOR: HeadConfig = {
+  layers: PREDICTOR_SIZE.numLayers,
+  hidden: PREDICTOR_SIZE.hiddenDim,
+  out: PROJECTOR_SIZE.outDim,
+};
 
 /** MACs per image of one training step (two views, symmetrised loss), by the convention above. */
 export function trainStepMacs(s: TrainStepConfig): TrainStepMacs {
@@ -160,7 +170,14 @@ export function trainStepMacs(s: TrainStepConfig): TrainStepMacs {
   return { onlineForward, targetForward, total: 3 * onlineForward + targetForward };
 }
 
-export const VIT_S16_224: VitFlopConfig = { imgSize: 224, patchSize: 16, dim: 384, depth: 12, heads: 6 };
+const { vit_small: S } = VIT_SIZES;
+export const VIT_S16_224: VitFlopConfig = {
+  imgSize: 224,
+  patchSize: 16,
+  dim: S.embedDim,
+  depth: S.depth,
+  heads: S.numHeads,
+};
 
 export interface Figure3aRow {
   n: number;

@@ -5,10 +5,11 @@
 // detach them, so no gradient flows into the target branch.
 import * as torch from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
+import { DEFAULT_TEMPERATURE } from './defaults.js';
+
+export { DEFAULT_TEMPERATURE };
 
 const { F } = torch;
-
-export const DEFAULT_TEMPERATURE = 0.2;
 
 function queriesPerImage(q: Tensor, k: Tensor, fn: string): number {
   if (q.ndim !== 2 || k.ndim !== 2 || q.shape[1] !== k.shape[1]) {
@@ -33,12 +34,7 @@ export function rowLabels(images: number, rowsPerImage: number, device = 'cpu'):
   );
 }
 
-/**
- * One direction of M-MoCo's loss: MoCo v3's contrastive_loss(q, k) with the paper's averaging.
- * q, k are L2-normalised; logits = q·kᵀ/τ against the keys of the whole batch; the label of query
- * row r is its own image ⌊r/n⌋; cross-entropy averaged over all B·n rows (= mean over the n
- * queries of Eq. 3, then over images), times 2τ. n = 1 is MoCo v3's loss exactly.
- */
+/** The keys of every rank, for data-parallel training (MoCo v3's concat_all_gather). */
 export interface KeyBank {
   /** the keys of the global batch (all ranks, rank-major), each rank's B keys one block */
   all: Tensor;
@@ -47,8 +43,13 @@ export interface KeyBank {
 }
 
 /**
- * `bank`: distributed training (MoCo v3's concat_all_gather): the logits are taken against the
- * keys of every rank, and the labels point into this rank's block.
+ * One direction of M-MoCo's loss: MoCo v3's contrastive_loss(q, k) with the paper's averaging.
+ * q, k are L2-normalised; logits = q·kᵀ/τ against the keys of the whole batch; the label of query
+ * row r is its own image ⌊r/n⌋; cross-entropy averaged over all B·n rows (= mean over the n
+ * queries of Eq. 3, then over images), times 2τ. n = 1 is MoCo v3's loss exactly.
+ *
+ * `bank`: distributed training: the logits are taken against the keys of every rank, and the
+ * labels point into this rank's block.
  */
 export function infoNCE(q: Tensor, k: Tensor, temperature = DEFAULT_TEMPERATURE, bank?: KeyBank): Tensor {
   const n = queriesPerImage(q, k, 'infoNCE');

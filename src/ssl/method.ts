@@ -5,18 +5,39 @@
 import * as torch from '../torch/index.js';
 import { distributed, nn, optim } from '../torch/index.js';
 import type { Tensor } from '../torch/index.js';
-import { buildPredictor, buildProjector, ClassAttentionStack } from '../models/index.js';
+import {
+  buildPredictor,
+  buildProjector,
+  ClassAttentionStack,
+  DEFAULT_HEAD_NORM,
+  PROJECTOR_SIZE,
+} from '../models/index.js';
 import type { ClassAttentionOptions, HeadNorm, VisionTransformer } from '../models/index.js';
 import { chunkMask, sphericalMean } from './masking.js';
 import type { ChunkMask } from './masking.js';
-import { DEFAULT_TEMPERATURE, symmetricByolLoss, symmetricInfoNCE } from './losses.js';
+import { symmetricByolLoss, symmetricInfoNCE } from './losses.js';
 import { vmfKappa } from './kappa.js';
 import { MomentumEncoder } from './momentum.js';
+import {
+  DEFAULT_BASE_MOMENTUM,
+  DEFAULT_METHOD,
+  DEFAULT_NUM_CHUNKS,
+  DEFAULT_PREDICTOR_LAST_NORM,
+  DEFAULT_TARGET_CHUNKS,
+  DEFAULT_TEMPERATURE,
+  METHODS,
+  type MethodName,
+} from './defaults.js';
 
-export type MethodName = 'mmoco' | 'mbyol';
-
-/** MoCo v3's base momentum (ViT recipe) and BYOL's. */
-export const DEFAULT_BASE_MOMENTUM: Readonly<Record<MethodName, number>> = { mmoco: 0.99, mbyol: 0.996 };
+export {
+  DEFAULT_BASE_MOMENTUM,
+  DEFAULT_METHOD,
+  DEFAULT_NUM_CHUNKS,
+  DEFAULT_PREDICTOR_LAST_NORM,
+  DEFAULT_TARGET_CHUNKS,
+  METHODS,
+  type MethodName,
+};
 
 export interface HeadSizes {
   numLayers?: number;
@@ -186,6 +207,8 @@ export class MaskedContrastive extends nn.Module {
   readonly targetChunks: number;
   readonly temperature: number;
   readonly monitorKappa: boolean;
+  /** Width of the projector's output and the predictor's: the space the loss compares in. */
+  readonly outDim: number;
   readonly base_encoder: ContrastiveEncoder;
   readonly predictor: nn.Sequential;
   readonly momentum_encoder: ContrastiveEncoder;
@@ -195,12 +218,12 @@ export class MaskedContrastive extends nn.Module {
 
   constructor(backbone: VisionTransformer, o: MaskedContrastiveOptions = {}) {
     super();
-    this.method = o.method ?? 'mmoco';
-    if (this.method !== 'mmoco' && this.method !== 'mbyol') {
+    this.method = o.method ?? DEFAULT_METHOD;
+    if (!METHODS.includes(this.method)) {
       throw new RangeError(`MaskedContrastive: method must be 'mmoco' or 'mbyol', got '${String(this.method)}'`);
     }
-    this.numChunks = o.numChunks ?? 8;
-    this.targetChunks = o.targetChunks ?? 1;
+    this.numChunks = o.numChunks ?? DEFAULT_NUM_CHUNKS;
+    this.targetChunks = o.targetChunks ?? DEFAULT_TARGET_CHUNKS;
     for (const [name, v] of [
       ['numChunks', this.numChunks],
       ['targetChunks', this.targetChunks],
@@ -212,22 +235,30 @@ export class MaskedContrastive extends nn.Module {
     this.temperature = o.temperature ?? DEFAULT_TEMPERATURE;
     if (!(this.temperature > 0)) throw new RangeError(`MaskedContrastive: invalid temperature ${this.temperature}`);
     this.monitorKappa = o.monitorKappa ?? true;
-    const norm = o.headNorm ?? 'bn';
+    const norm = o.headNorm ?? DEFAULT_HEAD_NORM;
     const dim = backbone.embedDim;
     let ca: ClassAttentionStack | null = null;
     if (o.classAttention) {
       const cao = o.classAttention === true ? {} : o.classAttention;
       ca = new ClassAttentionStack(dim, backbone.numHeads, cao);
     }
-    const proj = buildProjector(dim, { ...o.projector, norm });
-    const outDim = proj.parameters().at(-1)!.shape[0]!;
-    const predictorLastNorm = o.predictorLastNorm ?? false;
+    this.outDim = o.projector?.outDim ?? PROJECTOR_SIZE.outDim;
+    if (!Number.isInteger(this.outDim) || this.outDim < 1) {
+      throw new RangeError(`MaskedContrastive: projector.outDim must be a positive integer, got ${this.outDim}`);
+    }
+    const proj = buildProjector(dim, { ...o.projector, outDim: this.outDim, norm });
+    const predictorLastNorm = o.predictorLastNorm ?? DEFAULT_PREDICTOR_LAST_NORM;
     if (predictorLastNorm && this.method === 'mbyol') {
       throw new RangeError(
         'MaskedContrastive: predictorLastNorm must be false for mbyol (BYOL has no norm on the predictor output)',
       );
     }
-    const pred = buildPredictor(outDim, { ...o.predictor, outDim, norm, lastNorm: predictorLastNorm });
+    const pred = buildPredictor(this.outDim, {
+      ...o.predictor,
+      outDim: this.outDim,
+      norm,
+      lastNorm: predictorLastNorm,
+    });
     this.base_encoder = this.registerModule('base_encoder', new ContrastiveEncoder(backbone, proj, ca));
     this.predictor = this.registerModule('predictor', pred);
     this.ema = new MomentumEncoder(this.base_encoder);
@@ -285,8 +316,13 @@ export class MaskedContrastive extends nn.Module {
    * L(q1, k2) + L(q2, k1), each averaged over its B·n queries (InfoNCE ·2τ for 'mmoco',
    * 2 − 2·cos for 'mbyol'). Masks are drawn with `chunkMask` (the library RNG) unless given.
    */
-  forward(x1: Tensor, x2: Tensor, momentum?: number | Tensor, o: ForwardMasks = {}): MethodOutput {
-    if (momentum === undefined) throw new TypeError('MaskedContrastive.forward: momentum is required');
+  forward(x1: Tensor, x2: Tensor, momentum: number | Tensor, o: ForwardMasks = {}): MethodOutput {
+    // a guard for untyped callers: a missing momentum would otherwise surface inside the EMA
+    if (typeof momentum !== 'number' && !(momentum instanceof torch.Tensor)) {
+      throw new TypeError(
+        `MaskedContrastive.forward: momentum must be a number or a scalar tensor, got ${momentum === null ? 'null' : typeof momentum}`,
+      );
+    }
     if (x1.shape.join() !== x2.shape.join()) {
       throw new RangeError(`MaskedContrastive.forward: views differ in shape: [${x1.shape}] vs [${x2.shape}]`);
     }

@@ -11,6 +11,7 @@ export * as F from './functional.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
 export * as distributed from './distributed/index.js';
+export * as io from './io/index.js';
 export { tidy, keep, dispose, liveTensors, memory } from './scope.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd.js';
 export * as autograd from './autograd.js';

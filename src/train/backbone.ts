@@ -1,12 +1,6 @@
 // The ViT a config names: a preset (vit_tiny / vit_small / vit_base) with the image and patch
 // size, and optionally its heads, depth or width changed (small demo models).
-import { VisionTransformer, type ViTOptions } from '../models/index.js';
-
-export const PRESET_ARCH: Readonly<Record<string, { embedDim: number; numHeads: number; depth: number }>> = {
-  vit_tiny: { embedDim: 192, numHeads: 3, depth: 12 },
-  vit_small: { embedDim: 384, numHeads: 6, depth: 12 },
-  vit_base: { embedDim: 768, numHeads: 12, depth: 12 },
-};
+import { VisionTransformer, vitSize, type ViTOptions, type VitSize } from '../models/index.js';
 
 export interface ArchConfig {
   model: string;
@@ -18,10 +12,8 @@ export interface ArchConfig {
 }
 
 /** The architecture's sizes (the preset's, overridden where the config says). */
-export function archOf(c: ArchConfig): { embedDim: number; numHeads: number; depth: number } {
-  const p = PRESET_ARCH[c.model];
-  if (!p) throw new RangeError(`unknown model '${c.model}' (known: ${Object.keys(PRESET_ARCH).join(', ')})`);
-  return { embedDim: c.embedDim ?? p.embedDim, numHeads: c.numHeads ?? p.numHeads, depth: c.depth ?? p.depth };
+export function archOf(c: ArchConfig): VitSize {
+  return vitSize(c.model, c);
 }
 
 export function buildBackbone(

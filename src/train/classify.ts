@@ -6,7 +6,6 @@
 // epochs.ts's, as pre-training's; a non-finite loss stops the run with TrainingDiverged.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import * as safetensors from '../torch/io/safetensors.js';
 import type { VisionTransformer } from '../models/index.js';
 import { buildBackbone } from './backbone.js';
 import type { FinetuneConfig, LinprobeConfig } from './config.js';
@@ -197,7 +196,7 @@ export async function runClassification(
       if (ev.top1 > best) {
         best = ev.top1;
         if (trainer instanceof Finetuner)
-          safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
+          torch.io.safetensors.save(join(out, 'best.safetensors'), trainer.model.stateDict(), {
             epoch: String(epoch),
             top1: String(ev.top1),
           });

@@ -4,9 +4,37 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, applySets, defaults, overlay, type Infer, type Schema } from './schema.js';
+// the tensor-free modules that state the defaults (their packages' index files load libtorch)
+import {
+  DEFAULT_HEAD_NORM,
+  HEAD_NORMS,
+  MODEL_NAMES,
+  PREDICTOR_SIZE,
+  PROJECTOR_SIZE,
+  VIT_SIZES,
+} from '../models/sizes.js';
+import {
+  DEFAULT_BASE_MOMENTUM,
+  DEFAULT_METHOD,
+  DEFAULT_NUM_CHUNKS,
+  DEFAULT_PREDICTOR_LAST_NORM,
+  DEFAULT_TARGET_CHUNKS,
+  DEFAULT_TEMPERATURE,
+  METHODS,
+} from '../ssl/defaults.js';
+import { FINETUNE_DEFAULTS, KNN_DEFAULTS, LINPROBE_DEFAULTS } from './defaults.js';
+import { ConfigError, applySets, defaults, overlay, type FieldSpec, type Infer, type Schema } from './schema.js';
 
-const MODELS = ['vit_tiny', 'vit_small', 'vit_base'] as const;
+const PRESET_DEPTHS = [...new Set(MODEL_NAMES.map((m) => VIT_SIZES[m].depth))].join('/');
+
+/** "tiny 192-d/3 heads, small 384-d/6, base 768-d/12, depth 12" from the table of sizes. */
+function presetSizesDoc(): string {
+  const sizes = MODEL_NAMES.map((m, i) => {
+    const s = VIT_SIZES[m];
+    return `${m.replace(/^vit_/, '')} ${s.embedDim}-d/${s.numHeads}${i === 0 ? ' heads' : ''}`;
+  });
+  return `${sizes.join(', ')}, depth ${PRESET_DEPTHS}`;
+}
 
 /** Where the images come from and where the run goes: shared by every training command. */
 const RUN = {
@@ -57,6 +85,14 @@ const RUN = {
   logEvery: { type: 'int', default: 1, min: 1, doc: 'write a step line to metrics.jsonl every this many steps' },
 } as const satisfies Schema;
 
+/** The arithmetic of the training commands (pretrain, linprobe, finetune). */
+const PRECISION = {
+  type: 'enum',
+  values: ['auto', 'fp32', 'bf16'],
+  default: 'auto',
+  doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
+} as const satisfies FieldSpec;
+
 /** Checkpoints of the training commands (pretrain, linprobe, finetune). */
 const CHECKPOINTS = {
   checkpointEveryMinutes: {
@@ -70,20 +106,25 @@ const CHECKPOINTS = {
 const MODEL = {
   model: {
     type: 'enum',
-    values: MODELS,
+    values: MODEL_NAMES,
     default: 'vit_small',
-    doc: 'ViT preset: tiny 192-d/3 heads, small 384-d/6, base 768-d/12, depth 12',
+    doc: `ViT preset: ${presetSizesDoc()}`,
   },
   imgSize: { type: 'int', default: 224, min: 1, doc: 'input side in pixels' },
   patchSize: { type: 'int', default: 16, min: 1, doc: 'patch side in pixels' },
   numHeads: { type: 'int', default: null, nullable: true, min: 1, doc: "attention heads (default: the preset's)" },
-  depth: { type: 'int', default: null, nullable: true, min: 1, doc: "blocks (default: the preset's 12)" },
+  depth: { type: 'int', default: null, nullable: true, min: 1, doc: `blocks (default: the preset's ${PRESET_DEPTHS})` },
   embedDim: { type: 'int', default: null, nullable: true, min: 1, doc: "token width (default: the preset's)" },
 } as const satisfies Schema;
 
 const KNN = {
-  knnK: { type: 'int', default: 20, min: 1, doc: 'kNN: neighbours' },
-  knnT: { type: 'number', default: 0.07, positive: true, doc: 'kNN: temperature of the vote weights exp(sim/T)' },
+  knnK: { type: 'int', default: KNN_DEFAULTS.k, min: 1, doc: 'kNN: neighbours' },
+  knnT: {
+    type: 'number',
+    default: KNN_DEFAULTS.temperature,
+    positive: true,
+    doc: 'kNN: temperature of the vote weights exp(sim/T)',
+  },
   knnTrainSamples: {
     type: 'int',
     default: null,
@@ -103,23 +144,43 @@ const KNN = {
 export const PRETRAIN_SCHEMA = {
   ...RUN,
   ...MODEL,
-  method: { type: 'enum', values: ['mmoco', 'mbyol'], default: 'mmoco', doc: 'M-MoCo (InfoNCE) or M-BYOL' },
-  numChunks: { type: 'int', default: 8, min: 1, doc: 'n: chunks per online view (1 = MoCo v3 / BYOL)' },
+  method: { type: 'enum', values: METHODS, default: DEFAULT_METHOD, doc: 'M-MoCo (InfoNCE) or M-BYOL' },
+  numChunks: {
+    type: 'int',
+    default: DEFAULT_NUM_CHUNKS,
+    min: 1,
+    doc: 'n: chunks per online view (1 = MoCo v3 / BYOL)',
+  },
   deviceCache: {
     type: 'enum',
     values: ['auto', 'on', 'off'],
     default: 'auto',
     doc: 'decode the training set once into one tensor on the device and serve batches from there (auto: on CUDA when it takes at most 8 GiB)',
   },
-  targetChunks: { type: 'int', default: 1, min: 1, doc: 'm: chunks per target view, combined by spherical mean' },
-  headNorm: { type: 'enum', values: ['bn', 'ln'], default: 'bn', doc: 'norm of the projector and predictor' },
-  classAttention: { type: 'bool', default: false, doc: 'two class-attention blocks before the projector' },
-  projHiddenDim: { type: 'int', default: 4096, min: 1, doc: 'projector hidden width' },
-  projOutDim: { type: 'int', default: 256, min: 1, doc: 'projector (and predictor) output width' },
-  predHiddenDim: { type: 'int', default: 4096, min: 1, doc: 'predictor hidden width' },
-  predictorLastNorm: {
+  targetChunks: {
+    type: 'int',
+    default: DEFAULT_TARGET_CHUNKS,
+    min: 1,
+    doc: 'm: chunks per target view, combined by spherical mean',
+  },
+  headNorm: {
+    type: 'enum',
+    values: HEAD_NORMS,
+    default: DEFAULT_HEAD_NORM,
+    doc: 'norm of the projector and predictor',
+  },
+  classAttention: {
     type: 'bool',
     default: false,
+    // CLASS_ATTENTION_DEPTH in words (the help text reads as it always did)
+    doc: 'two class-attention blocks before the projector',
+  },
+  projHiddenDim: { type: 'int', default: PROJECTOR_SIZE.hiddenDim, min: 1, doc: 'projector hidden width' },
+  projOutDim: { type: 'int', default: PROJECTOR_SIZE.outDim, min: 1, doc: 'projector (and predictor) output width' },
+  predHiddenDim: { type: 'int', default: PREDICTOR_SIZE.hiddenDim, min: 1, doc: 'predictor hidden width' },
+  predictorLastNorm: {
+    type: 'bool',
+    default: DEFAULT_PREDICTOR_LAST_NORM,
     doc: "mmoco: a norm (BN or LN, no affine) on the predictor's output. Default off as MoCo v3's code (last_bn=False); the paper's §3.1 text puts BN after every fc and removes only BYOL's. mbyol never has one",
   },
   augmentation: {
@@ -135,14 +196,14 @@ export const PRETRAIN_SCHEMA = {
   warmupEpochs: { type: 'number', default: 10, min: 0, doc: 'linear warm-up epochs' },
   weightDecay: { type: 'number', default: 0.1, min: 0, doc: 'AdamW weight decay' },
   betas: { type: 'numbers', length: 2, default: [0.9, 0.95], doc: 'AdamW betas' },
-  temperature: { type: 'number', default: 0.2, positive: true, doc: 'InfoNCE temperature τ' },
+  temperature: { type: 'number', default: DEFAULT_TEMPERATURE, positive: true, doc: 'InfoNCE temperature τ' },
   momentum: {
     type: 'number',
     default: null,
     nullable: true,
     min: 0,
     max: 1,
-    doc: 'base EMA momentum m0, rising to 1 by half-cosine (default: 0.99 mmoco, 0.996 mbyol)',
+    doc: `base EMA momentum m0, rising to 1 by half-cosine (default: ${METHODS.map((m) => `${DEFAULT_BASE_MOMENTUM[m]} ${m}`).join(', ')})`,
   },
   stopGradConv1: {
     type: 'bool',
@@ -150,12 +211,7 @@ export const PRETRAIN_SCHEMA = {
     doc: "freeze the patch embedding (MoCo v3's stop-grad; the paper's Table 1 uses it for the MoCo v3 / BYOL baselines only, every M-MoCo / M-BYOL row trains it)",
   },
   clipGrad: { type: 'number', default: null, nullable: true, positive: true, doc: 'clip gradients to this L2 norm' },
-  precision: {
-    type: 'enum',
-    values: ['auto', 'fp32', 'bf16'],
-    default: 'auto',
-    doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
-  },
+  precision: PRECISION,
   knnEvery: { type: 'int', default: 1, min: 0, doc: 'kNN monitor every this many epochs (0: never)' },
   ...KNN,
   ...CHECKPOINTS,
@@ -185,17 +241,17 @@ export const LINPROBE_SCHEMA = {
   checkpoint: KNN_SCHEMA.checkpoint,
   checkpointKey: KNN_SCHEMA.checkpointKey,
   ...MODEL,
-  epochs: { type: 'int', default: 90, min: 1, doc: 'training epochs' },
+  epochs: { type: 'int', default: LINPROBE_DEFAULTS.epochs, min: 1, doc: 'training epochs' },
   batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
-  blr: { type: 'number', default: 0.1, positive: true, doc: 'base learning rate (MAE: 0.1): lr = blr × batch / 256' },
-  warmupEpochs: { type: 'number', default: 10, min: 0, doc: 'linear warm-up epochs' },
-  weightDecay: { type: 'number', default: 0, min: 0, doc: 'LARS weight decay' },
-  precision: {
-    type: 'enum',
-    values: ['auto', 'fp32', 'bf16'],
-    default: 'auto',
-    doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
+  blr: {
+    type: 'number',
+    default: LINPROBE_DEFAULTS.blr,
+    positive: true,
+    doc: 'base learning rate (MAE: 0.1): lr = blr × batch / 256',
   },
+  warmupEpochs: { type: 'number', default: LINPROBE_DEFAULTS.warmupEpochs, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: LINPROBE_DEFAULTS.weightDecay, min: 0, doc: 'LARS weight decay' },
+  precision: PRECISION,
   ...CHECKPOINTS,
 } as const satisfies Schema;
 
@@ -210,17 +266,28 @@ export const FINETUNE_SCHEMA = {
     default: 'avg',
     doc: 'classify the mean patch token (fc-norm) or CLS',
   },
-  epochs: { type: 'int', default: 100, min: 1, doc: 'training epochs' },
+  epochs: { type: 'int', default: FINETUNE_DEFAULTS.epochs, min: 1, doc: 'training epochs' },
   batchSize: { type: 'int', default: 256, min: 1, doc: 'images per step' },
-  blr: { type: 'number', default: 5e-4, positive: true, doc: 'base learning rate: lr = blr × batch / 256' },
-  layerDecay: { type: 'number', default: 0.65, positive: true, max: 1, doc: 'layer-wise lr decay' },
-  warmupEpochs: { type: 'number', default: 5, min: 0, doc: 'linear warm-up epochs' },
-  weightDecay: { type: 'number', default: 0.05, min: 0, doc: 'AdamW weight decay' },
-  betas: { type: 'numbers', length: 2, default: [0.9, 0.999], doc: 'AdamW betas' },
+  blr: {
+    type: 'number',
+    default: FINETUNE_DEFAULTS.blr,
+    positive: true,
+    doc: 'base learning rate: lr = blr × batch / 256',
+  },
+  layerDecay: {
+    type: 'number',
+    default: FINETUNE_DEFAULTS.layerDecay,
+    positive: true,
+    max: 1,
+    doc: 'layer-wise lr decay',
+  },
+  warmupEpochs: { type: 'number', default: FINETUNE_DEFAULTS.warmupEpochs, min: 0, doc: 'linear warm-up epochs' },
+  weightDecay: { type: 'number', default: FINETUNE_DEFAULTS.weightDecay, min: 0, doc: 'AdamW weight decay' },
+  betas: { type: 'numbers', length: 2, default: FINETUNE_DEFAULTS.betas, doc: 'AdamW betas' },
   dropPath: { type: 'number', default: 0.1, min: 0, max: 1, doc: 'stochastic depth rate' },
   mixup: { type: 'number', default: 0.8, min: 0, doc: 'mixup alpha (0: off)' },
   cutmix: { type: 'number', default: 1.0, min: 0, doc: 'cutmix alpha (0: off)' },
-  smoothing: { type: 'number', default: 0.1, min: 0, max: 1, doc: 'label smoothing' },
+  smoothing: { type: 'number', default: FINETUNE_DEFAULTS.labelSmoothing, min: 0, max: 1, doc: 'label smoothing' },
   randAugment: {
     type: 'string',
     default: 'rand-m9-mstd0.5-inc1',
@@ -228,12 +295,7 @@ export const FINETUNE_SCHEMA = {
     doc: 'timm RandAugment config (null: none)',
   },
   reprob: { type: 'number', default: 0.25, min: 0, max: 1, doc: 'random erasing probability' },
-  precision: {
-    type: 'enum',
-    values: ['auto', 'fp32', 'bf16'],
-    default: 'auto',
-    doc: 'bf16 autocast for the forward (matmuls in bfloat16, losses/norms/optimizer in float32); auto: bf16 where the hardware is fast at it (AVX512-BF16/AMX, CUDA capability >= 8)',
-  },
+  precision: PRECISION,
   ...CHECKPOINTS,
 } as const satisfies Schema;
 

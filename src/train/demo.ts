@@ -4,7 +4,6 @@
 // and write the run's report.
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { writeFileAtomic } from '../torch/io/atomic.js';
 import type { VisionTransformer } from '../models/index.js';
 import { writeReport } from '../report/index.js';
 import { buildBackbone } from './backbone.js';
@@ -112,6 +111,6 @@ export async function runDemoPipeline(cfg: PretrainConfig, hooks: PretrainHooks 
     imagesPerSec: res.imagesPerSec,
     report: rep.html,
   };
-  writeFileAtomic(join(res.dir, 'demo.json'), Buffer.from(JSON.stringify(result, null, 2) + '\n'));
+  torch.io.writeFileAtomic(join(res.dir, 'demo.json'), Buffer.from(JSON.stringify(result, null, 2) + '\n'));
   return result;
 }

@@ -7,7 +7,6 @@
 // and an epoch's end compute is the command's.
 import * as torch from '../torch/index.js';
 import type { Batch } from '../data/index.js';
-import type { TrainingState } from '../torch/io/checkpoint.js';
 import { CheckpointClock, RunDir, TrainingDiverged, batchSeed, type RunStart } from './run-dir.js';
 
 /** Where a step is: its epoch, global step (0-based) and batch within the epoch. */
@@ -47,7 +46,7 @@ export interface EpochLoop<R extends { loss: number }> {
   group: torch.distributed.ProcessGroup | null;
   loader: { epoch(epoch: number, o: { from: number }): AsyncIterable<Batch> };
   /** what a checkpoint holds besides `progress` */
-  state: TrainingState;
+  state: torch.io.TrainingState;
   checkpointEveryMinutes: number;
   log: (message: string) => void;
   /**

@@ -9,9 +9,7 @@
 //           and its DeiT fine-tuning read them (they keep 'module.base_encoder.*' but 'head.*')
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import * as safetensors from '../torch/io/safetensors.js';
-import { saveTorchFile } from '../torch/io/torch-file.js';
-import type { Tensor } from '../torch/index.js';
+import { io, type Tensor } from '../torch/index.js';
 import { checkpointOf, readBackboneWeights, writeBackbone, type BackboneWeights } from './weights.js';
 
 export type ExportFormat = 'timm' | 'pth' | 'mocov3';
@@ -54,7 +52,7 @@ export function mocov3Checkpoint(src: string): {
   }
   const file = join(ckpt, 'model.safetensors');
   if (!existsSync(file)) throw new Error(`${ckpt}: the checkpoint has no model.safetensors`);
-  const { tensors } = safetensors.load(file);
+  const { tensors } = io.safetensors.load(file);
   const sd = new Map<string, Tensor>();
   for (const [k, t] of tensors) {
     const m = MOCOV3_NAMES.find(([ours]) => k.startsWith(ours));
@@ -84,7 +82,7 @@ export function exportWeights(
   if (format === 'mocov3') {
     const { value, tensors } = mocov3Checkpoint(src);
     try {
-      saveTorchFile(out, value);
+      io.saveTorchFile(out, value);
     } finally {
       for (const t of tensors.values()) t.dispose();
     }
@@ -93,7 +91,7 @@ export function exportWeights(
   const w = readBackboneWeights(src);
   try {
     if (format === 'timm') writeBackbone(out, w);
-    else saveTorchFile(out, w.tensors);
+    else io.saveTorchFile(out, w.tensors);
   } finally {
     for (const t of w.tensors.values()) t.dispose();
   }

@@ -15,6 +15,7 @@ import { evaluate, type BatchSource, type EvalResult, type EvaluateOptions, type
 import { paramGroupsLrd, type LayerDecayGroup } from './lr-decay.js';
 import { initHead } from './pretrained.js';
 import { TrainingDiverged } from './run-dir.js';
+import { FINETUNE_DEFAULTS } from './defaults.js';
 import type { StepResult } from './linprobe.js';
 
 /** timm's SoftTargetCrossEntropy: mean over rows of Σ_c −target·log_softmax(logits). */
@@ -96,7 +97,10 @@ export class Finetuner {
     this.numClasses = model.head.outFeatures;
     if (o.trainAll ?? true) model.requiresGrad_(true);
     if (o.headInitStd !== null) initHead(model.head, o.headInitStd ?? 2e-5);
-    this.groups = paramGroupsLrd(model, { weightDecay: o.weightDecay ?? 0.05, layerDecay: o.layerDecay ?? 0.65 });
+    this.groups = paramGroupsLrd(model, {
+      weightDecay: o.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
+      layerDecay: o.layerDecay ?? FINETUNE_DEFAULTS.layerDecay,
+    });
     const lr = o.lr ?? lrOf(o);
     this.optimizer = new optim.AdamW(
       this.groups.map((g) => ({
@@ -105,16 +109,16 @@ export class Finetuner {
         weightDecay: g.weightDecay,
         groupName: g.groupName,
       })),
-      { lr, betas: o.betas ?? [0.9, 0.999] },
+      { lr, betas: o.betas ?? [...FINETUNE_DEFAULTS.betas] },
     );
     this.schedule = new optim.WarmupCosine({
       lr,
       minLr: o.minLr ?? 1e-6,
-      warmupEpochs: o.warmupEpochs ?? 5,
-      epochs: o.epochs ?? 100,
+      warmupEpochs: o.warmupEpochs ?? FINETUNE_DEFAULTS.warmupEpochs,
+      epochs: o.epochs ?? FINETUNE_DEFAULTS.epochs,
       itersPerEpoch: o.itersPerEpoch,
     });
-    this.labelSmoothing = o.labelSmoothing ?? 0.1;
+    this.labelSmoothing = o.labelSmoothing ?? FINETUNE_DEFAULTS.labelSmoothing;
     this.mixup =
       o.mixup === null
         ? null
@@ -207,5 +211,5 @@ function lrOf(o: { blr?: number; batchSize?: number }): number {
   if (!(o.batchSize !== undefined && o.batchSize > 0)) {
     throw new RangeError('Finetuner: give batchSize (the effective batch, for lr = blr · batch / 256) or lr');
   }
-  return optim.lrFromBlr(o.blr ?? 5e-4, o.batchSize);
+  return optim.lrFromBlr(o.blr ?? FINETUNE_DEFAULTS.blr, o.batchSize);
 }

@@ -3,6 +3,7 @@
 // for their class with weight exp(sim / T), and the class with the largest vote is the guess.
 import { cat, F, noGrad, tidy, zeros, type Tensor } from '../torch/index.js';
 import { defaultTransform, type BatchSource, type ImageTransform } from './eval.js';
+import { KNN_DEFAULTS } from './defaults.js';
 
 export interface KnnOptions {
   /** neighbours that vote (default 20) */
@@ -43,8 +44,8 @@ export function knnClassifier(
   testLabels: Tensor,
   o: KnnOptions = {},
 ): KnnResult {
-  const k = o.k ?? 20;
-  const T = o.temperature ?? 0.07;
+  const k = o.k ?? KNN_DEFAULTS.k;
+  const T = o.temperature ?? KNN_DEFAULTS.temperature;
   const chunk = o.chunkSize ?? 256;
   const [n, d] = trainFeatures.shape as [number, number];
   const m = testFeatures.shape[0]!;

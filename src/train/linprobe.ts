@@ -19,6 +19,7 @@ import { EvalTransform, FinetuneAugmentation } from '../data/transforms/index.js
 import { evaluate, type BatchSource, type EvalResult, type EvaluateOptions, type ImageTransform } from './eval.js';
 import { initHead } from './pretrained.js';
 import { TrainingDiverged } from './run-dir.js';
+import { LINPROBE_DEFAULTS } from './defaults.js';
 
 export interface LinearProbeOptions {
   numClasses: number;
@@ -99,14 +100,14 @@ export class LinearProbe {
     const lr = o.lr ?? probeLr(o);
     this.optimizer = new optim.LARS(this.head.parameters(), {
       lr,
-      weightDecay: o.weightDecay ?? 0,
+      weightDecay: o.weightDecay ?? LINPROBE_DEFAULTS.weightDecay,
       momentum: o.momentum ?? 0.9,
     });
     this.schedule = new optim.WarmupCosine({
       lr,
       minLr: o.minLr ?? 0,
-      warmupEpochs: o.warmupEpochs ?? 10,
-      epochs: o.epochs ?? 90,
+      warmupEpochs: o.warmupEpochs ?? LINPROBE_DEFAULTS.warmupEpochs,
+      epochs: o.epochs ?? LINPROBE_DEFAULTS.epochs,
       itersPerEpoch: o.itersPerEpoch,
     });
     this.transform =
@@ -212,5 +213,5 @@ function probeLr(o: { blr?: number; batchSize?: number }): number {
   if (!(o.batchSize !== undefined && o.batchSize > 0)) {
     throw new RangeError('LinearProbe: give batchSize (the effective batch, for lr = blr · batch / 256) or lr');
   }
-  return optim.lrFromBlr(o.blr ?? 0.1, o.batchSize);
+  return optim.lrFromBlr(o.blr ?? LINPROBE_DEFAULTS.blr, o.batchSize);
 }

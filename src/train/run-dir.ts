@@ -17,9 +17,8 @@ import {
   statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { findCheckpoint, loadCheckpoint, saveCheckpoint, type TrainingState } from '../torch/io/checkpoint.js';
+import { io } from '../torch/index.js';
 import { mixKey } from '../data/rng.js';
-import { writeFileAtomic } from '../torch/io/atomic.js';
 
 export type MetricsRecord = {
   kind: 'step' | 'epoch' | 'eval' | 'resume' | 'extend' | 'stop' | 'start';
@@ -120,7 +119,7 @@ export class RunDir {
 
   /** The checkpoint folder when a complete one exists. */
   checkpoint(): string | null {
-    return existsSync(this.checkpointDir) ? findCheckpoint(this.checkpointDir) : null;
+    return existsSync(this.checkpointDir) ? io.findCheckpoint(this.checkpointDir) : null;
   }
 
   readConfig(): Record<string, unknown> | null {
@@ -129,7 +128,9 @@ export class RunDir {
   }
 
   writeConfig(config: Record<string, unknown>): void {
-    named(this.configPath, () => writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n')));
+    named(this.configPath, () =>
+      io.writeFileAtomic(this.configPath, Buffer.from(JSON.stringify(config, null, 2) + '\n')),
+    );
   }
 
   /**
@@ -143,7 +144,7 @@ export class RunDir {
   resumeOrStart(o: {
     config: Record<string, unknown>;
     freeKeys: readonly string[];
-    state: TrainingState;
+    state: io.TrainingState;
     lead: boolean;
     log: (message: string) => void;
     /** fields of the `start` record */
@@ -192,7 +193,7 @@ export class RunDir {
           `; give epochs ≥ ${done} to continue it, or another --out`,
       );
     }
-    loadCheckpoint(ckpt, o.state);
+    io.loadCheckpoint(ckpt, o.state);
     this.epochs = typeof epochs === 'number' ? epochs : null;
     if (o.lead) {
       this.truncateMetrics(Number(progress.metricsLength));
@@ -239,13 +240,13 @@ export class RunDir {
    * `progress.epoch` is the last complete epoch and `progress.partial` says how far `partial.epoch` got.
    */
   save(
-    state: TrainingState,
+    state: io.TrainingState,
     progress: { epoch: number; step: number } & Record<string, unknown>,
     partial?: PartialEpoch,
   ): void {
     const p = partial ? { ...progress, epoch: partial.epoch - 1, partial } : progress;
     const epochs = this.epochs === null ? {} : { epochs: this.epochs };
-    saveCheckpoint(this.checkpointDir, {
+    io.saveCheckpoint(this.checkpointDir, {
       ...state,
       progress: { ...p, ...epochs, metricsLength: this.metricsLength() },
     });
@@ -269,7 +270,7 @@ export class RunDir {
 
   /** Starts a fresh log (a new run in an empty folder). */
   resetMetrics(): void {
-    writeFileAtomic(this.metricsPath, new Uint8Array(0));
+    io.writeFileAtomic(this.metricsPath, new Uint8Array(0));
   }
 
   log(record: MetricsRecord): void {

@@ -8,10 +8,8 @@
 //   DeiT/timm {'model': {<timm>, 'head.*'}, 'args': ...} or a flat {<timm>} state dict
 //   DINO      {'teacher': {'backbone.<timm>', 'head.*'}, 'student': {'module.backbone.<timm>', ...}, 'args'}
 import { basename } from 'node:path';
-import { PyObject, TensorRef, typeName, type PyDict, type PyValue } from '../torch/io/pickle.js';
-import { readTorchFile, tensorRefs, type TorchFile } from '../torch/io/torch-file.js';
-import type { Tensor } from '../torch/index.js';
-import { PRESET_ARCH } from './backbone.js';
+import { io, type Tensor } from '../torch/index.js';
+import { presetOfSize } from '../models/index.js';
 import type { BackboneWeights } from './weights.js';
 
 export type TorchLayout = 'mocov3' | 'mae' | 'timm' | 'dino';
@@ -33,7 +31,7 @@ export interface TorchCheckpointPlan {
   /** the prefix stripped from its keys ('module.base_encoder.', 'backbone.', '') */
   prefix: string;
   /** timm name → the tensor in the file */
-  tensors: Map<string, TensorRef>;
+  tensors: Map<string, io.TensorRef>;
   /** the file's keys under the prefix that are not the backbone's (projector, decoder, DINO head) */
   dropped: string[];
   /** the architecture name the file records (MoCo v3 'arch', args.model / args.arch), if any */
@@ -41,24 +39,24 @@ export interface TorchCheckpointPlan {
   epoch: number | null;
 }
 
-const isDict = (v: PyValue | undefined): v is PyDict => v instanceof Map;
+const isDict = (v: io.PyValue | undefined): v is io.PyDict => v instanceof Map;
 
-function strKeys(d: PyDict): string[] {
+function strKeys(d: io.PyDict): string[] {
   return [...d.keys()].map((k) => (typeof k === 'string' ? k : String(k)));
 }
 
 /** A namespace/dict attribute as a string ('args.model'). */
-function attr(v: PyValue | undefined, name: string): string | null {
-  const d = v instanceof PyObject ? v.attrs : isDict(v) ? v : null;
+function attr(v: io.PyValue | undefined, name: string): string | null {
+  const d = v instanceof io.PyObject ? v.attrs : isDict(v) ? v : null;
   const x = d?.get(name);
   return typeof x === 'string' ? x : null;
 }
 
 /** Recognises the layout of a torch.save'd checkpoint and names its backbone tensors as timm does. */
-export function planTorchCheckpoint(file: TorchFile, encoder: EncoderChoice = 'auto'): TorchCheckpointPlan {
+export function planTorchCheckpoint(file: io.TorchFile, encoder: EncoderChoice = 'auto'): TorchCheckpointPlan {
   const src = file.source;
   const top = file.value;
-  if (!isDict(top)) throw new Error(`${src}: holds a ${typeName(top)}, not a dict of tensors or a checkpoint dict`);
+  if (!isDict(top)) throw new Error(`${src}: holds a ${io.typeName(top)}, not a dict of tensors or a checkpoint dict`);
   const want = (allowed: EncoderChoice[], layout: string): void => {
     if (encoder !== 'auto' && !allowed.includes(encoder)) {
       throw new Error(
@@ -69,7 +67,7 @@ export function planTorchCheckpoint(file: TorchFile, encoder: EncoderChoice = 'a
   const epoch = typeof top.get('epoch') === 'number' ? (top.get('epoch') as number) : null;
   let layout: TorchLayout;
   let dictKey: string;
-  let dict: PyDict;
+  let dict: io.PyDict;
   let prefixes: string[];
   let archName: string | null = null;
   let keep: (name: string) => boolean = () => true;
@@ -110,7 +108,7 @@ export function planTorchCheckpoint(file: TorchFile, encoder: EncoderChoice = 'a
     dictKey = 'state_dict';
     dict = sd;
     prefixes = ['module.', ''];
-  } else if ([...top.values()].some((v) => v instanceof TensorRef)) {
+  } else if ([...top.values()].some((v) => v instanceof io.TensorRef)) {
     want([], 'flat state dict');
     layout = 'timm';
     dictKey = '';
@@ -133,13 +131,13 @@ export function planTorchCheckpoint(file: TorchFile, encoder: EncoderChoice = 'a
         `(its first keys: ${keys.slice(0, 6).join(', ')})`,
     );
   }
-  const tensors = new Map<string, TensorRef>();
+  const tensors = new Map<string, io.TensorRef>();
   const dropped: string[] = [];
   for (const [k, v] of dict) {
     const key = String(k);
     if (!key.startsWith(prefix)) continue;
     const name = key.slice(prefix.length);
-    if (!(v instanceof TensorRef)) continue;
+    if (!(v instanceof io.TensorRef)) continue;
     if (keep(name)) tensors.set(name, v);
     else dropped.push(key);
   }
@@ -224,9 +222,8 @@ export function inferArch(
   else if (WIDE_HEADS[embedDim]) assumed.numHeads = WIDE_HEADS[embedDim];
   else if (embedDim % 64 === 0) assumed.numHeads = embedDim / 64;
   const heads = arch.numHeads ?? assumed.numHeads;
-  for (const [model, p] of Object.entries(PRESET_ARCH)) {
-    if (p.embedDim === embedDim && p.depth === depth && p.numHeads === heads) arch.model = model;
-  }
+  const preset = heads === undefined ? null : presetOfSize({ embedDim, numHeads: heads, depth });
+  if (preset) arch.model = preset;
   return { arch, assumed };
 }
 
@@ -235,7 +232,7 @@ export function readTorchBackbone(
   path: string,
   encoder: EncoderChoice = 'auto',
 ): BackboneWeights & { plan: TorchCheckpointPlan } {
-  const file = readTorchFile(path);
+  const file = io.readTorchFile(path);
   const plan = planTorchCheckpoint(file, encoder);
   const { arch, assumed } = inferArch(plan, path);
   const names = [...plan.tensors.keys()];
@@ -251,15 +248,15 @@ function shortList(keys: string[], n = 12): string[] {
 
 /** What `mmoco info` shows of a torch.save file, without loading a tensor. */
 export function describeTorchCheckpoint(path: string, encoder: EncoderChoice = 'auto'): Record<string, unknown> {
-  const file = readTorchFile(path);
+  const file = io.readTorchFile(path);
   const top = file.value;
-  const all = tensorRefs(top);
+  const all = io.tensorRefs(top);
   let parameters = 0;
   for (const r of all.values()) parameters += r.numel();
   const info: Record<string, unknown> = {
     file: basename(path),
     format: file.format,
-    topLevelKeys: isDict(top) ? shortList(strKeys(top)) : typeName(top),
+    topLevelKeys: isDict(top) ? shortList(strKeys(top)) : io.typeName(top),
     tensors: all.size,
     parameters,
   };

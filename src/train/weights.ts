@@ -5,10 +5,7 @@
 // `blocks.0.attn.qkv.weight`, ...), ready for timm's `load_state_dict` or ours.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import * as safetensors from '../torch/io/safetensors.js';
-import { findCheckpoint } from '../torch/io/checkpoint.js';
-import { isTorchFile } from '../torch/io/torch-file.js';
-import type { Tensor } from '../torch/index.js';
+import { io, type Tensor } from '../torch/index.js';
 import type { ArchConfig } from './backbone.js';
 import { readTorchBackbone, type EncoderChoice } from './torch-weights.js';
 
@@ -77,7 +74,7 @@ function readJsonIf(path: string): Record<string, unknown> | null {
 /** The checkpoint folder of a run folder or checkpoint folder, or null. */
 export function checkpointOf(path: string): string | null {
   if (existsSync(join(path, 'state.json'))) return path;
-  if (existsSync(join(path, 'checkpoint'))) return findCheckpoint(join(path, 'checkpoint'));
+  if (existsSync(join(path, 'checkpoint'))) return io.findCheckpoint(join(path, 'checkpoint'));
   return null;
 }
 
@@ -92,12 +89,12 @@ export function readBackboneWeights(path: string, o: { encoder?: EncoderChoice }
   if (!existsSync(path)) throw new Error(`weights not found: ${path}`);
   if (statSync(path).isFile()) {
     if (!path.endsWith('.safetensors')) {
-      if (isTorchFile(path)) return readTorchBackbone(path, o.encoder ?? 'auto');
+      if (io.isTorchFile(path)) return readTorchBackbone(path, o.encoder ?? 'auto');
       throw new Error(
         `${path}: expected a .safetensors file, a PyTorch checkpoint (torch.save: .pth, .pth.tar) or a run folder`,
       );
     }
-    const loaded = safetensors.load(path);
+    const loaded = io.safetensors.load(path);
     const tensors = loaded.tensors;
     return stripPrefix(tensors, path, archFrom(loaded.metadata));
   }
@@ -105,7 +102,7 @@ export function readBackboneWeights(path: string, o: { encoder?: EncoderChoice }
   if (!ckpt) throw new Error(`${path}: no checkpoint in this folder (expected state.json or checkpoint/)`);
   const file = join(ckpt, 'model.safetensors');
   if (!existsSync(file)) throw new Error(`${ckpt}: the checkpoint has no model.safetensors`);
-  const loaded = safetensors.load(file);
+  const loaded = io.safetensors.load(file);
   // the run's config sits next to checkpoint/
   const runDir = basename(ckpt) === 'checkpoint' || basename(ckpt).startsWith('.checkpoint') ? dirname(ckpt) : ckpt;
   const config = readJsonIf(join(runDir, 'config.json'));
@@ -136,5 +133,5 @@ function stripPrefix(all: Map<string, Tensor>, source: string, arch: BackboneWei
 export function writeBackbone(path: string, w: BackboneWeights): void {
   const meta: Record<string, string> = { format: 'pt', producer: 'mmoco' };
   for (const [k, v] of Object.entries(w.arch)) if (v !== null && v !== undefined) meta[k] = String(v);
-  safetensors.save(path, w.tensors, meta);
+  io.safetensors.save(path, w.tensors, meta);
 }

@@ -1,4 +1,4 @@
-// `mmoco pretrain` / `flops` / `export` / `info` as a user runs them (child processes of the
+// `mmoco pretrain` / `export` / `info` as a user runs them (child processes of the
 // built CLI): a tiny M-MoCo run writes its folder; `kill -9` in the middle of an epoch and the
 // same command again continue it with exactly the losses of an uninterrupted run; a diverging
 // run stops with status 3 and names the step; bad configs and data paths are errors that name
@@ -11,7 +11,6 @@ import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as safetensors from '../../src/torch/io/safetensors.js';
-import { formatMacs, vitForwardMacs } from '../../src/ssl/flops.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 const tmp = mkdtempSync(join(tmpdir(), 'mmoco-cli-'));
@@ -228,37 +227,6 @@ test('--help lists every option with its default, and the presets', () => {
     assert.equal(h.status, 0, cmd);
     assert.match(h.stdout, /usage: mmoco/);
   }
-});
-
-test('flops: the issue example prints the ViT-S/16 count and the Figure 3(a) table', () => {
-  const r = mmoco([
-    'flops',
-    '--model',
-    'vit_small',
-    '--img-size',
-    '224',
-    '--patch-size',
-    '16',
-    '--num-chunks',
-    '8',
-    '--target-chunks',
-    '1',
-  ]);
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /backbone forward per image, n = 1: +4\.60 GMACs \(9\.20 GFLOPs\)/);
-  assert.match(r.stdout, /n = 8 +\(25-26 tokens\/chunk\)/); // 196 = 4·25 + 4·24 patches, + CLS
-  assert.match(r.stdout, /^10 +20\.6 /m);
-});
-
-test('flops: --depth, --embed-dim and --num-heads change the count (they were once ignored)', () => {
-  const base = ['flops', '--model', 'vit_small', '--img-size', '224', '--patch-size', '16', '--num-chunks', '8'];
-  const r = mmoco([...base, '--depth', '6', '--embed-dim', '256', '--num-heads', '4']);
-  assert.equal(r.status, 0, r.stderr);
-  const want = vitForwardMacs({ imgSize: 224, patchSize: 16, dim: 256, depth: 6, heads: 4, classAttnBlocks: 0 }, 1);
-  const line = r.stdout.split('\n').find((l) => l.startsWith('backbone forward per image, n = 1:'))!;
-  assert.ok(line.endsWith(formatMacs(want.total)), line);
-  assert.ok(!line.includes('4.60 GMACs'), 'not the ViT-S/16 count');
-  assert.match(r.stdout, /dim 256, depth 6/);
 });
 
 test('export writes the online backbone with timm names; info describes run and file', () => {

@@ -400,6 +400,31 @@ test('options are validated', () => {
   });
 });
 
+test('the projector width is stored at construction: as given (default 256), the predictor maps it to itself', () => {
+  tidy(() => {
+    for (const headNorm of ['bn', 'ln'] as const) {
+      const model = tinyModel({ headNorm, projector: { hiddenDim: 64, outDim: 12 } });
+      assert.equal(model.outDim, 12);
+      const linears = (s: torch.nn.Sequential): torch.nn.Linear[] =>
+        s.children().filter((m): m is torch.nn.Linear => m instanceof torch.nn.Linear);
+      assert.equal(linears(model.base_encoder.projector).at(-1)!.outFeatures, 12, headNorm);
+      const pred = linears(model.predictor);
+      assert.deepEqual([pred[0]!.inFeatures, pred.at(-1)!.outFeatures], [12, 12], headNorm);
+      const [x1] = views();
+      assert.deepEqual(model.base_encoder.encode(x1).z.shape, [B, 12]);
+      model.dispose();
+    }
+    const bb = tinyBackbone();
+    const d = new MaskedContrastive(bb, { projector: { hiddenDim: 8 }, predictor: { hiddenDim: 8 } });
+    assert.equal(d.outDim, 256);
+    assert.throws(
+      () => new MaskedContrastive(bb, { projector: { outDim: 0 } }),
+      /projector.outDim must be a positive integer, got 0/,
+    );
+    d.dispose();
+  });
+});
+
 test('the predictor output norm: none by default (MoCo v3), a BN/LN without affine with predictorLastNorm', () => {
   tidy(() => {
     const layers = (o: MaskedContrastiveOptions): string[] =>
@@ -418,7 +443,7 @@ test('the predictor output norm: none by default (MoCo v3), a BN/LN without affi
   });
 });
 
-test('an explicit mask with the wrong number of chunks per image is refused', () => {
+test('an explicit mask with the wrong number of chunks per image, or no momentum, is refused', () => {
   tidy(() => {
     torch.manualSeed(1);
     const model = tinyModel({ numChunks: 3 });
@@ -427,6 +452,12 @@ test('an explicit mask with the wrong number of chunks per image is refused', ()
     assert.throws(
       () => model.forward(x1, x2, 0.99, { online: [m4, m4] }),
       /online mask has 24 rows for 6 images; expected 3 chunks/,
+    );
+    // momentum is required (the type says so; untyped callers get an error naming it)
+    const untyped = model.forward as (...a: unknown[]) => unknown;
+    assert.throws(
+      () => untyped.call(model, x1, x2),
+      /forward: momentum must be a number or a scalar tensor, got undefined/,
     );
     model.dispose();
   });

@@ -5,8 +5,6 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPack } from '../../data/pack.js';
 import * as torch from '../../torch/index.js';
-import * as safetensors from '../../torch/io/safetensors.js';
-import { isTorchFile } from '../../torch/io/torch-file.js';
 import {
   DEFAULT_EXPORT_NAME,
   EXPORT_FORMATS,
@@ -125,7 +123,7 @@ export function infoCommand(argv: readonly string[]): number {
     console.log(JSON.stringify(openPack(target).summary(), null, 2));
     return 0;
   }
-  if (statSync(target).isFile() && !target.endsWith('.safetensors') && isTorchFile(target)) {
+  if (statSync(target).isFile() && !target.endsWith('.safetensors') && torch.io.isTorchFile(target)) {
     const i = argv.indexOf('--checkpoint-key');
     const key = (i >= 0 ? argv[i + 1] : 'auto') as EncoderChoice;
     if (!ENCODER_CHOICES.includes(key)) {
@@ -135,7 +133,7 @@ export function infoCommand(argv: readonly string[]): number {
     return 0;
   }
   if (statSync(target).isFile()) {
-    const l = safetensors.load(target);
+    const l = torch.io.safetensors.load(target);
     const info = {
       file: target,
       metadata: l.metadata,
@@ -154,7 +152,7 @@ export function infoCommand(argv: readonly string[]): number {
   const config = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : null;
   const modules: Record<string, unknown> = {};
   for (const m of (state.modules as string[]) ?? []) {
-    const l = safetensors.load(join(ckpt, `${m}.safetensors`));
+    const l = torch.io.safetensors.load(join(ckpt, `${m}.safetensors`));
     modules[m] = { tensors: l.tensors.size, parameters: countParams(l.tensors), groups: groupCounts(l.tensors) };
     for (const t of l.tensors.values()) t.dispose();
   }

@@ -2,13 +2,9 @@
 // image for n and m chunks, the heads, one training step, and Figure 3(a)'s table.
 import { figure3aTable, formatFigure3a, formatMacs, trainStepMacs, vitForwardMacs } from '../../ssl/flops.js';
 import type { VitFlopConfig } from '../../ssl/flops.js';
+// the tensor-free module, not the models' index: counting FLOPs needs no libtorch
+import { CLASS_ATTENTION_DEPTH, PREDICTOR_SIZE, PROJECTOR_SIZE, vitSize } from '../../models/sizes.js';
 import { commandHelp, resolveCommand } from './common.js';
-
-const PRESET_DIMS: Record<string, { dim: number; heads: number }> = {
-  vit_tiny: { dim: 192, heads: 3 },
-  vit_small: { dim: 384, heads: 6 },
-  vit_base: { dim: 768, heads: 12 },
-};
 
 /** "25" for equal chunks, "25-26" when N mod n chunks are one token longer. */
 function tokenRange(t: readonly number[]): string {
@@ -31,15 +27,15 @@ export async function flopsCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const c = r.config;
-  const p = PRESET_DIMS[c.model]!;
   // --depth / --embed-dim / --num-heads override the preset, as they do for the training commands
+  const a = vitSize(c.model, c);
   const vit: VitFlopConfig = {
     imgSize: c.imgSize,
     patchSize: c.patchSize,
-    dim: c.embedDim ?? p.dim,
-    depth: c.depth ?? 12,
-    heads: c.numHeads ?? p.heads,
-    classAttnBlocks: c.classAttention ? 2 : 0,
+    dim: a.embedDim,
+    depth: a.depth,
+    heads: a.numHeads,
+    classAttnBlocks: c.classAttention ? CLASS_ATTENTION_DEPTH : 0,
   };
   const N = Math.floor(c.imgSize / c.patchSize) ** 2;
   for (const [k, v] of [
@@ -50,8 +46,8 @@ export async function flopsCommand(argv: readonly string[]): Promise<number> {
       throw new RangeError(`--${k === 'numChunks' ? 'num-chunks' : 'target-chunks'} ${v}: more than the ${N} patches`);
   }
   const heads = {
-    projector: { layers: 3, hidden: c.projHiddenDim, out: c.projOutDim },
-    predictor: { layers: 2, hidden: c.predHiddenDim, out: c.projOutDim },
+    projector: { layers: PROJECTOR_SIZE.numLayers, hidden: c.projHiddenDim, out: c.projOutDim },
+    predictor: { layers: PREDICTOR_SIZE.numLayers, hidden: c.predHiddenDim, out: c.projOutDim },
   };
   const f1 = vitForwardMacs(vit, 1);
   const fn = vitForwardMacs(vit, c.numChunks);

@@ -20,7 +20,6 @@ import {
   indicesOf,
 } from './common.js';
 
-/** One factor for the batch, or one per image. */
 /** Numbers from JavaScript: one for the batch or one per image. */
 export type HostFactors = number | readonly number[];
 /**
@@ -31,6 +30,7 @@ export interface DeviceFactors {
   ratio: Tensor;
   complement: Tensor;
 }
+/** One factor for the batch, or one per image (from JavaScript, or already on the device). */
 export type Factors = HostFactors | DeviceFactors;
 const isDevice = (f: Factors): f is DeviceFactors => typeof f === 'object' && 'ratio' in f;
 

@@ -1,10 +1,14 @@
-// The engine demo: a 2-layer MLP trained with mmoco/torch alone (SGD with momentum written
-// with in-place ops), on Fashion-MNIST when Debian's dataset-fashion-mnist is installed and
-// on a generated two-spirals problem otherwise. Prints the loss falling and the accuracy.
-import * as torch from '../torch/index.js';
-import { readFashionMnist } from '../data/idx.js';
+// An example of the tensor library alone: a 2-layer MLP trained with mmoco/torch (SGD with
+// momentum written with in-place ops), on Fashion-MNIST when Debian's dataset-fashion-mnist is
+// installed and on a generated two-spirals problem otherwise. Prints the loss falling and the
+// accuracy. Run it after the build: node dist/examples/mlp.js [--data auto|spirals] [--steps N]
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import * as torch from 'mmoco/torch';
+import { data as mmocoData } from 'mmoco';
 
 const { F } = torch;
+const { readFashionMnist } = mmocoData;
 
 interface Split {
   x: torch.Tensor;
@@ -43,7 +47,7 @@ function spirals(n: number): Split {
   });
 }
 
-export interface DemoOptions {
+export interface MlpOptions {
   /** 'auto': Fashion-MNIST when installed, else the generated spirals */
   data?: 'auto' | 'spirals';
   steps?: number;
@@ -52,7 +56,7 @@ export interface DemoOptions {
   log?: (line: string) => void;
 }
 
-export function runDemo(o: DemoOptions = {}): { firstLoss: number; lastLoss: number; accuracy: number } {
+export function runMlp(o: MlpOptions = {}): { firstLoss: number; lastLoss: number; accuracy: number } {
   const log = o.log ?? console.log;
   torch.manualSeed(0);
   const real = o.data === 'spirals' ? null : fashionMnist();
@@ -63,7 +67,7 @@ export function runDemo(o: DemoOptions = {}): { firstLoss: number; lastLoss: num
   const steps = o.steps ?? 600;
   const batch = o.batchSize ?? 128;
   const lr = o.lr ?? 0.05;
-  log(`mmoco engine demo: MLP ${dIn}-${hidden}-${classes} on ${data.name}, ${steps} SGD steps of ${batch}`);
+  log(`mmoco/torch example: MLP ${dIn}-${hidden}-${classes} on ${data.name}, ${steps} SGD steps of ${batch}`);
   log(`libtorch ${torch.buildInfo().torchVersion}, ${torch.getNumThreads()} threads, BLAS ${torch.blasInfo().vendor}`);
 
   // Kaiming-uniform-like init, as torch.nn.Linear.
@@ -128,3 +132,28 @@ export function runDemo(o: DemoOptions = {}): { firstLoss: number; lastLoss: num
   torch.dispose([params, momentum, perm, data.train, data.test]);
   return { firstLoss, lastLoss, accuracy };
 }
+
+/** The command line: `--data auto|spirals`, `--steps N` (a positive integer). */
+function main(argv: string[]): number {
+  let values: { data?: string; steps?: string };
+  try {
+    ({ values } = parseArgs({ args: argv, options: { data: { type: 'string' }, steps: { type: 'string' } } }));
+  } catch (e) {
+    console.error(`mlp: ${(e as Error).message} (options: --data auto|spirals, --steps N)`);
+    return 2;
+  }
+  const data = values.data ?? 'auto';
+  if (data !== 'auto' && data !== 'spirals') {
+    console.error(`mlp: --data must be 'auto' or 'spirals', got '${data}'`);
+    return 2;
+  }
+  const steps = values.steps === undefined ? undefined : Number(values.steps);
+  if (steps !== undefined && !(Number.isInteger(steps) && steps > 0)) {
+    console.error(`mlp: --steps must be a positive integer, got '${values.steps}'`);
+    return 2;
+  }
+  runMlp({ data, steps });
+  return 0;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exitCode = main(process.argv.slice(2));
