@@ -207,8 +207,22 @@ test('ablate under launch --nproc 2 with --seeds 2: the ranks share the cells, t
   assert.match(readFileSync(join(out, 'table.md'), 'utf8'), /Seeds: 2 \(mean ± sample std\)/);
 });
 
-test('a minutes budget is timed once into one epoch count, recorded and kept by the rerun', () => {
-  const grid = gridFile('minutes', { axes: { numChunks: [2] }, budget: { minutes: 0.01 } });
+test('a minutes budget is timed once and kept by the rerun; --finetune later adds fine-tuning to done cells', () => {
+  // the probe's default batch (256) is larger than the 200-image bank: it trains on all of it
+  const grid = gridFile('minutes', {
+    axes: { numChunks: [2] },
+    budget: { minutes: 0.01 },
+    probe: { epochs: 10 },
+    finetune: {
+      epochs: 1,
+      warmupEpochs: 0,
+      batchSize: 32,
+      maxStepsPerEpoch: 2,
+      randAugment: null,
+      mixup: 0,
+      cutmix: 0,
+    },
+  });
   const out = join(tmp, 'minutes');
   const r = ablate(['--grid', grid, '--out', out]);
   assert.equal(r.status, 0, r.stderr);
@@ -224,6 +238,24 @@ test('a minutes budget is timed once into one epoch count, recorded and kept by 
   assert.equal(again.status, 0, again.stderr);
   assert.doesNotMatch(again.stderr, /timing/);
   assert.deepEqual(json(join(out, 'grid.json')).budget, b);
+
+  // --finetune on the finished grid: the cell is fine-tuned, not pre-trained or probed again
+  const dir = join(out, 'cells', 'numChunks-2_seed-0');
+  const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8');
+  const ft = ablate(['--grid', grid, '--out', out, '--finetune']);
+  assert.equal(ft.status, 0, ft.stderr);
+  assert.doesNotMatch(ft.stderr, /pre-training|kNN and linear probe/);
+  assert.match(ft.stderr, /cell numChunks-2_seed-0: fine-tuning 1 epochs/);
+  assert.equal(readFileSync(join(dir, 'metrics.jsonl'), 'utf8'), metrics);
+  const e2 = json(join(dir, 'eval.json'));
+  assert.equal(e2.knnTop1, e.knnTop1);
+  assert.equal(e2.linearTop1, e.linearTop1);
+  const ftEval = records(join(dir, 'finetune')).filter((x) => x.kind === 'eval');
+  assert.equal(ftEval.length, 1);
+  assert.equal((e2.finetune as Rec).top1, ftEval[0]!.top1);
+  const row = (json(join(out, 'table.json')).cells as Rec[])[0]!;
+  assert.equal((row.finetuneTop1 as Rec).mean, ftEval[0]!.top1);
+  assert.match(readFileSync(join(out, 'table.md'), 'utf8'), /\| n \| Fine-tune \| Linear \| kNN \|/);
 });
 
 test('ablate: bad usage and bad grids exit 2 with a message naming the problem', () => {
