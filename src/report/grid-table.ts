@@ -109,7 +109,9 @@ export function groupLabel(g: Record<string, unknown>): string {
     .map(([k, v]) =>
       k === 'method' || k === 'headNorm' || k === 'augmentation'
         ? valueLabel(k, v)
-        : `${axisLabel(k)} = ${valueLabel(k, v)}`,
+        : typeof v === 'boolean'
+          ? `${v ? '' : 'no '}${axisLabel(k)}`
+          : `${axisLabel(k)} = ${valueLabel(k, v)}`,
     )
     .join(', ');
 }

@@ -282,6 +282,8 @@ async function evaluateBackbone(
   const f = await splitFeatures(vit, data.train, data.val, cfg);
   try {
     const knn = knnOnFeatures(f, cfg, numClasses);
+    // the features are on the CPU: the probe's head (built on the backbone's device) trains there too
+    vit.to('cpu');
     const linearTop1 = probeOnFeatures(vit, f, numClasses, { ...probe, seed: cfg.seed });
     return { knnTop1: knn.top1, knnTop5: knn.top5, linearTop1 };
   } finally {
