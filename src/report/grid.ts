@@ -186,6 +186,10 @@ ${htmlTable(paperTable(t), 'grid')}
 ${figs}
 <h2>Every cell</h2>
 ${htmlTable(cellTable(t), 'grid')}
+<p class="sub">Run reports: ${t.cells
+    .flatMap((c) => c.runs)
+    .map((r) => `<a href="cells/${encodeURIComponent(r)}/report.html">${esc(r)}</a>`)
+    .join(', ')}</p>
 <footer>${esc(`${t.cells.length} cells; each is a run folder under cells/ with its own report`)}</footer>
 </main>
 </body>

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { writeFileAtomic } from '../torch/io/atomic.js';
 import { trainStepMacs } from '../ssl/flops.js';
-import { writeGridReport, seedStat, type GridTable, type GridTableCell } from '../report/index.js';
+import { writeGridReport, writeReport, seedStat, type GridTable, type GridTableCell } from '../report/index.js';
 import { archOf, buildBackbone } from './backbone.js';
 import { runClassification } from './classify.js';
 import type { FinetuneConfig, PretrainConfig } from './config.js';
@@ -313,6 +313,7 @@ async function runCell(
       const r = await pretrain(cfg, o.pretrainHooks?.(cell.name) ?? { log });
       r.model.dispose();
     }
+    await writeReport(dir);
     const t0 = performance.now();
     log(`cell ${cell.name}: kNN and linear probe`);
     const scores = await evaluateBackbone(cfg, dir, spec.probe);
