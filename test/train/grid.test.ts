@@ -135,8 +135,8 @@ test("the small presets: the demo's 4-block 128-d ViT on Fashion-MNIST, one imag
   for (const [n, count] of Object.entries(cells)) {
     const g = loadGrid(n);
     assert.deepEqual(pick(g.base, Object.keys(demo)), demo, n);
-    assert.deepEqual(g.budget, { kind: 'images', value: 15000 }, n);
-    assert.equal(g.base.trainSamples, 5000, n);
+    assert.deepEqual(g.budget, { kind: 'images', value: 40000 }, n);
+    assert.equal(g.base.trainSamples, 6000, n);
     assert.equal(gridCells(g, 1).length, count, n);
   }
   const t1 = loadGrid('table1-small');
