@@ -238,6 +238,10 @@ async function resolveBudget(
     );
     r.model.dispose();
     rmSync(dir, { recursive: true, force: true });
+    if (!speeds.length)
+      throw new ConfigError(
+        `${spec.file}: budget.minutes: ${g.group} has too few steps per epoch to time (needs ${CALIBRATION_STEPS + 1})`,
+      );
     speeds.sort((a, b) => a - b);
     secondsPerEpoch[g.group] = ipe / speeds[speeds.length >> 1]!;
   }
