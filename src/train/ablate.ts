@@ -20,7 +20,7 @@ import { cellConfig, cellFinetuneConfig, gridCells, type GridCell, type GridSpec
 import { knnOnFeatures, splitFeatures } from './monitor.js';
 import { loadPretrainedBackbone } from './pretrained.js';
 import { RESUMABLE_FREE_KEYS, pretrain, type PretrainHooks } from './pretrain.js';
-import { RunDir } from './run-dir.js';
+import { RunDir, configMismatch } from './run-dir.js';
 import { ConfigError } from './schema.js';
 import { archFor, checkpointOf, readBackboneWeights } from './weights.js';
 
@@ -344,6 +344,13 @@ async function runCell(
       throw new Error(`${dir}: metrics.jsonl has ${epochs.length} epoch records, the cell trained ${cfg.epochs}`);
   }
   if (ft) {
+    // a fine-tuning of earlier grid settings is not resumed: say which folder holds it
+    const prev = readJson<Record<string, unknown>>(join(ft.out!, 'config.json'));
+    const diff = prev ? configMismatch(prev, { command: 'finetune', ...ft }, FT_FREE_KEYS) : [];
+    if (diff.length)
+      throw new ConfigError(
+        `${ft.out}: holds a fine-tuning with other settings (${diff.join(', ')}); remove that folder to fine-tune the cell with the grid's settings`,
+      );
     log(`cell ${cell.name}: fine-tuning ${ft.epochs} epochs`);
     const r = await runClassification('finetune', ft, { log });
     e.finetune = { config: without({ ...ft }, FT_FREE_KEYS), top1: r.top1, bestTop1: r.bestTop1, epochs: r.epochs };

@@ -256,6 +256,16 @@ test('a minutes budget is timed once and kept by the rerun; --finetune later add
   const row = (json(join(out, 'table.json')).cells as Rec[])[0]!;
   assert.equal((row.finetuneTop1 as Rec).mean, ftEval[0]!.top1);
   assert.match(readFileSync(join(out, 'table.md'), 'utf8'), /\| n \| Fine-tune \| Linear \| kNN \|/);
+
+  // other fine-tuning settings later: the old fine-tuning is named, not overwritten
+  const g = JSON.parse(readFileSync(grid, 'utf8')) as Rec;
+  writeFileSync(grid, JSON.stringify({ ...g, finetune: { ...(g.finetune as Rec), blr: 1e-3 } }));
+  const other = ablate(['--grid', grid, '--out', out, '--finetune']);
+  assert.equal(other.status, 2);
+  assert.ok(
+    other.stderr.includes(`${join(dir, 'finetune')}: holds a fine-tuning with other settings (blr)`),
+    other.stderr,
+  );
 });
 
 test('ablate: bad usage and bad grids exit 2 with a message naming the problem', () => {
