@@ -15,6 +15,8 @@ commands:
   linprobe   linear probe on frozen features (MAE protocol: BN + linear, LARS)
   finetune   fine-tune end to end (MAE recipe: layer decay, mixup/cutmix, RandAugment, drop path)
   report     write the HTML report (and PNG charts) of a run
+  ablate     a grid of pre-trainings at an equal budget (the paper's ablations), each cell evaluated
+             the same way: table.json, table.md and grid.html
   flops      the FLOP table of a configuration (Figure 3(a))
   export     write a run's backbone in timm's names as safetensors
   pack       pack an image folder data set into one .mmpack file (--data accepts it)
@@ -31,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   linprobe: async () => (await import('./commands/classify.js')).linprobeCommand,
   finetune: async () => (await import('./commands/classify.js')).finetuneCommand,
   report: async () => (await import('./commands/report.js')).reportCommand,
+  ablate: async () => (await import('./commands/ablate.js')).ablateCommand,
 
   flops: async () => (await import('./commands/flops.js')).flopsCommand,
   export: async () => (await import('./commands/checkpoint.js')).exportCommand,

@@ -18,3 +18,6 @@ export {
   logScale,
 } from './svg.js';
 export type { PanelSpec, Series, Point, VLine } from './svg.js';
+export { writeGridReport, gridHtml, gridCharts } from './grid.js';
+export { gridMarkdown, seedStat, formatStat } from './grid-table.js';
+export type { GridTable, GridTableCell, SeedStat } from './grid-table.js';

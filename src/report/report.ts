@@ -508,7 +508,8 @@ function summarise(log: RunLog, config: Config): Summary[] {
   return out;
 }
 
-const CSS = `
+/** The page style of the reports (the run report and the grid report share it). */
+export const REPORT_CSS = `
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;background:#f4f5f7;color:#1d1d1f}
 main{max-width:960px;margin:0 auto;padding:24px 16px 48px}
 h1{font-size:22px;margin:0 0 4px}
@@ -626,7 +627,7 @@ export function renderHtml(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>mmoco report: ${esc(runName)}</title>
-<style>${CSS}</style>
+<style>${REPORT_CSS}</style>
 </head>
 <body>
 <main>

@@ -39,8 +39,9 @@ export function probeOnFeatures(
   o: { epochs?: number; batchSize?: number; blr?: number; seed?: number } = {},
 ): number {
   const epochs = o.epochs ?? 30;
-  const batchSize = o.batchSize ?? 256;
   const n = f.train.labels.shape[0]!;
+  // a memory bank smaller than the batch trains on all of it each step
+  const batchSize = Math.min(o.batchSize ?? 256, n);
   const iters = Math.max(1, Math.floor(n / batchSize));
   const probe = new LinearProbe(backbone, {
     numClasses,

@@ -22,7 +22,10 @@ node 0, and an --out folder that every node sees (a shared filesystem) so all ca
   --node-rank R      this node's index (default 0)
   --master-addr A    address of node 0 (default 127.0.0.1)
   --master-port P    port of the rendezvous on node 0 (default 29500)
-  --grace-s S        seconds the other ranks get to stop after one fails (default 10)`;
+  --grace-s S        seconds the other ranks get to stop after one fails (default 10)
+
+With ablate the N processes are not data-parallel: they share out the grid's cells, each trained
+in one process, and rank 0 writes the table. <command> may be written with a leading 'mmoco'.`;
 
 interface LaunchOptions {
   nproc: number;
@@ -67,7 +70,8 @@ export function parseLaunch(argv: readonly string[]): LaunchOptions | null {
       (o as unknown as Record<string, number>)[ints[flag]!] = v;
     } else throw new UsageError(`launch: unknown option ${flag} (see mmoco launch --help)`);
   }
-  o.command = argv.slice(i);
+  // `mmoco launch --nproc 2 mmoco ablate ...` reads as the command line it wraps
+  o.command = argv[i] === 'mmoco' ? argv.slice(i + 1) : argv.slice(i);
   if (!o.command.length) throw new UsageError(`launch: no command given\n\n${HELP}`);
   if (o.nproc < 1 || o.nnodes < 1) throw new UsageError('launch: --nproc and --nnodes must be ≥ 1');
   if (o.nodeRank >= o.nnodes) throw new UsageError(`launch: --node-rank ${o.nodeRank} must be < --nnodes ${o.nnodes}`);
