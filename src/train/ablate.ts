@@ -8,7 +8,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { writeFileAtomic } from '../torch/io/atomic.js';
 import { trainStepMacs } from '../ssl/flops.js';
 import { writeGridReport, writeReport, seedStat, type GridTable, type GridTableCell } from '../report/index.js';
 import { archOf, buildBackbone } from './backbone.js';
@@ -130,7 +129,7 @@ function readJson<T>(path: string): T | null {
 }
 
 function writeJson(path: string, v: unknown): void {
-  writeFileAtomic(path, Buffer.from(JSON.stringify(v, null, 2) + '\n'));
+  torch.io.writeFileAtomic(path, Buffer.from(JSON.stringify(v, null, 2) + '\n'));
 }
 
 /** The progress of a run folder's checkpoint, or null. */
