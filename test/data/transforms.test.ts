@@ -232,7 +232,12 @@ test('the loader perSample (one HWC image at a time, natively off the JS thread)
   const cases = fixture.cases.filter((c) => c.input === 'u8' && ['resize_center_crop', 'center_crop'].includes(c.op));
   assert.deepEqual(
     cases.map((c) => c.name),
-    ['resize_center_crop_bilinear_u8', 'resize_center_crop_bicubic_u8', 'resize_up_center_crop_u8', 'center_crop_pad_u8'],
+    [
+      'resize_center_crop_bilinear_u8',
+      'resize_center_crop_bicubic_u8',
+      'resize_up_center_crop_u8',
+      'center_crop_pad_u8',
+    ],
   );
   const before = liveTensors();
   const x = decode(fixture.images.u8!);
