@@ -35,12 +35,12 @@ export function resizedCrops(
 
 /**
  * One HWC RGB image resized to `resize` [height, width] (null: not resized) as F.resize on
- * uint8 does it (float32, interpolate with alignCorners false, rounded back), zero-padded by
- * `pads` [left, right, top, bottom] and cropped to `box` [top, left, height, width] of the
- * padded image: ResizeCenterCrop.forward's libtorch ops on a batch of one, run in the libuv pool
- * on one intra-op thread (so many images in flight use the cores). `pixels` must not change
- * before the promise settles. Bad arguments (a buffer of the wrong length, a box outside the
- * image) are errors naming them.
+ * uint8 does it (float32, interpolate with alignCorners false, antialiased unless told
+ * otherwise, rounded back), zero-padded by `pads` [left, right, top, bottom] and cropped to
+ * `box` [top, left, height, width] of the padded image: ResizeCenterCrop.forward's libtorch ops
+ * on a batch of one, run in the libuv pool on one intra-op thread (so many images in flight use
+ * the cores). The pixels must not change before the promise settles. Bad arguments (a buffer of
+ * the wrong length, a box outside the image) are errors naming them.
  */
 export async function resizeCropImage(
   img: RgbImage,
@@ -56,7 +56,7 @@ export async function resizeCropImage(
     resize?.[0] ?? 0,
     resize?.[1] ?? 0,
     o.mode ?? 'bilinear',
-    o.antialias ?? false,
+    o.antialias ?? true,
     pads ?? [0, 0, 0, 0],
     box,
   )) as Buffer;
