@@ -32,8 +32,9 @@ void CheckMode(const std::string& mode) {
 }
 
 // Libtorch's kernels on this thread run serially while it lives. One image's ops are too small
-// to share: an OpenMP team per op costs more than the op (1.75 ms at one thread, 12.7 ms at two
-// for a 500x375 image), and the pool's other threads resize other images meanwhile.
+// to share: an OpenMP team per op can cost more than the op (500x375 to 256 on the JS thread of
+// the 2-core machine: 1.8 ms at one thread, 9 to 70 ms at two with the other core busy), and
+// the pool's other threads resize other images meanwhile.
 class OneIntraOpThread {
  public:
   OneIntraOpThread() {
