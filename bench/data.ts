@@ -10,6 +10,13 @@
 //                            decode comparison, it shows what the cache buys
 //   generated-256-crop224    4,096 generated 256 px JPEGs center-cropped to 224 (ImageNet-sized
 //                            decoding, where the cost per image is not dominated by overheads)
+//   generated-mixed-resize224
+//                            2,048 generated JPEGs of mixed sizes (width and height each drawn
+//                            in 200..500 px), every image resized (shorter side 224, bilinear,
+//                            antialiased) and centre-cropped to 224 before batching, as training
+//                            with loadSize 224 does: mmoco's perSample resizeCenterCrop (native,
+//                            in libuv's pool) against torchvision's Resize(224) + CenterCrop(224)
+//                            in the DataLoader's workers
 //   cifar10-train-32-pack    decode only, mmoco both sides: the same images from a pack
 //                            (`mmoco pack` of the same folder, built first and timed) against
 //                            the folder; "ours" is the pack, "folder" the ImageFolder
@@ -54,10 +61,12 @@ import {
   waitForQuiet,
 } from './common.js';
 import { closeDecodePool, decodeWorkerPids } from '../src/data/decode-pool.js';
-import type { Dataset } from '../src/data/dataset.js';
+import type { Dataset, Sample } from '../src/data/dataset.js';
+import { resizeCenterCrop } from '../src/data/fit.js';
 import { ImageFolder } from '../src/data/image-folder.js';
 import { openPack, packImageFolder } from '../src/data/pack.js';
 import { DataLoader } from '../src/data/loader.js';
+import { Rng } from '../src/data/rng.js';
 import { SyntheticImages, writeImageFolder } from '../src/data/synthetic.js';
 import { ResizeCenterCrop, pretrainAugmentation, type PretrainStrategy } from '../src/data/transforms/index.js';
 
@@ -69,6 +78,10 @@ interface Case {
   size: number;
   generated: number;
   crop: number;
+  /** generated stand-in of mixed sizes: width and height each drawn in [min, max] per image */
+  sides?: readonly [number, number];
+  /** every image resized (shorter side to this) and centre-cropped to `crop` before batching */
+  resize?: number;
   /** mmoco timed on a later epoch, served from ImageFolder's decoded cache */
   cached?: boolean;
   /** mmoco from a pack of the folder against mmoco from the folder (no PyTorch side) */
@@ -85,6 +98,7 @@ const CASES: Case[] = [
   { id: 'imagenette-train-crop64', set: 'imagenette', size: 72, generated: 3000, crop: 64 },
   { id: 'cifar10-train-32-cached', set: 'cifar10', size: 32, generated: 6000, crop: 0, cached: true },
   { id: 'generated-256-crop224', size: 256, generated: 4096, crop: 224 },
+  { id: 'generated-mixed-resize224', size: 0, sides: [200, 500], generated: 2048, crop: 224, resize: 224 },
   { id: 'cifar10-train-32-pack', set: 'cifar10', size: 32, generated: 6000, crop: 0, pack: true },
   // the strategies: 32 px views on CIFAR-10, 64 px from Imagenette's 72 px
   ...(['cifar10', 'imagenette'] as const).flatMap((set) =>
@@ -99,6 +113,38 @@ const CASES: Case[] = [
     })),
   ),
 ];
+
+/** Synthetic images whose width and height are each drawn in [min, max] from (seed, index). */
+class MixedSizeImages implements Dataset {
+  private readonly base: SyntheticImages;
+  readonly length: number;
+  readonly classes: readonly string[];
+
+  constructor(
+    length: number,
+    private readonly sides: readonly [number, number],
+    private readonly seed: number,
+  ) {
+    this.base = new SyntheticImages({ length, seed });
+    this.length = length;
+    this.classes = this.base.classes;
+  }
+
+  label(i: number): number {
+    return this.base.label(i);
+  }
+
+  source(i: number): string {
+    return `mixed#${i}`;
+  }
+
+  get(i: number): Promise<Sample> {
+    const rng = new Rng(this.seed, i, 0x5e);
+    const [lo, hi] = this.sides;
+    const size = [lo + rng.int(hi - lo + 1), lo + rng.int(hi - lo + 1)] as const;
+    return new SyntheticImages({ length: this.length, size, seed: this.seed }).get(i);
+  }
+}
 
 /** CPU time (user + system) of the given processes so far, ms (Linux /proc; 0 elsewhere). */
 function processesCpuMs(pids: readonly number[]): number {
@@ -140,9 +186,11 @@ async function oursImagesPerSec(
     prefetch: 4,
     dropLast: true,
     seed: o.seed,
+    // the mixed-size case: each image resized and cropped before batching
+    perSample: c.resize ? resizeCenterCrop(c.resize, c.crop) : undefined,
   });
   // the crop cases: each batch centre-cropped by the pipeline's one ResizeCenterCrop
-  const crop = c.crop ? new ResizeCenterCrop(null, c.crop) : undefined;
+  const crop = c.crop && !c.resize ? new ResizeCenterCrop(null, c.crop) : undefined;
   let n = 0;
   let t0 = 0;
   let b0 = 0;
@@ -189,6 +237,7 @@ function torchImagesPerSec(root: string, c: Case, o: { batch: number; workers: n
     String(o.images),
   ];
   if (c.crop) args.push('--crop', String(c.crop));
+  if (c.resize) args.push('--resize', String(c.resize));
   if (c.strategy) args.push('--strategy', c.strategy, '--size', String(c.viewSize));
   const [row] = runJsonLines(findTorchPython(), args, process.env, 600_000);
   if (!row || typeof row.imagesPerSec !== 'number')
@@ -271,13 +320,15 @@ export async function runData(args: string[]): Promise<void> {
       let source: 'shared' | 'generated' = 'shared';
       if (!shared || !existsSync(shared)) {
         source = 'generated';
-        root = join(tmp, `gen-${c.size}`);
+        root = join(tmp, c.sides ? `gen-${c.id}` : `gen-${c.size}`);
         if (!existsSync(root)) {
           const count = o.generated || c.generated;
-          console.error(`[bench data] ${shared ?? c.id}: generating ${count} ${c.size}px JPEGs`);
-          await writeImageFolder(new SyntheticImages({ length: count, size: c.size, seed: 1 }), root, {
-            quality: 90,
-          });
+          const what = c.sides ? `${c.sides[0]}..${c.sides[1]}px` : `${c.size}px`;
+          console.error(`[bench data] ${shared ?? c.id}: generating ${count} ${what} JPEGs`);
+          const gen = c.sides
+            ? new MixedSizeImages(count, c.sides, 1)
+            : new SyntheticImages({ length: count, size: c.size, seed: 1 });
+          await writeImageFolder(gen, root, { quality: 90 });
         }
       }
       const ds = new ImageFolder(root, { cacheDir: join(tmp, 'index'), decodedCache: c.cached ? 2 ** 31 : 0 });

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch half of `npm run bench -- data` (bench/data.ts starts it once per measurement).
 
-Usage: data_torch.py --root DIR --batch 256 --workers 2 --images N [--crop 64] [--seed 0]
+Usage: data_torch.py --root DIR --batch 256 --workers 2 --images N [--resize 224] [--crop 64] [--seed 0]
                      [--strategy strong|medium|light --size S]
 Loads torchvision ImageFolder(DIR) through a DataLoader (shuffle, drop_last, the given number
-of worker processes), images as uint8 tensors (PILToTensor, after CenterCrop when --crop), or
+of worker processes), images as uint8 tensors (PILToTensor, after Resize when --resize and
+CenterCrop when --crop), or
 with --strategy as two normalised float views of side S made in the workers the way MoCo v3's
 main_moco.py does it (PIL + torchvision transforms per image: RandomResizedCrop(S, (0.08, 1)),
 ColorJitter(0.4, 0.4, 0.2, 0.1) p 0.8, RandomGrayscale 0.2, PIL GaussianBlur sigma in [0.1, 2],
@@ -83,6 +84,7 @@ def main():
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--images", type=int, default=10240)
     ap.add_argument("--crop", type=int, default=0)
+    ap.add_argument("--resize", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategy", choices=["strong", "medium", "light"])
     ap.add_argument("--size", type=int, default=0)
@@ -91,7 +93,8 @@ def main():
     if a.strategy:
         tf = TwoViews(a.strategy, a.size)
     else:
-        tf = [transforms.CenterCrop(a.crop)] if a.crop else []
+        tf = [transforms.Resize(a.resize)] if a.resize else []
+        tf += [transforms.CenterCrop(a.crop)] if a.crop else []
         tf = transforms.Compose(tf + [transforms.PILToTensor()])
     ds = datasets.ImageFolder(a.root, transform=tf)
     g = torch.Generator()

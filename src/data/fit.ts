@@ -1,33 +1,34 @@
 // perSample for DataLoader: brings images of different sizes to one batch size with the data
-// pipeline's one ResizeCenterCrop (transforms/geometry.ts), applied to each image as a batch of
-// one (the loader's batches must have one size before they are tensors).
-import { tidy } from '../torch/index.js';
+// pipeline's one ResizeCenterCrop (transforms/geometry.ts): its plan for the image's size, run
+// by the same libtorch ops on the image alone in a native pool thread (native/kernels.ts), so
+// the pixels are the batch transform's and the images of a batch are resized in parallel, off
+// the JS thread.
 import type { RgbImage, Sample } from './dataset.js';
-import { imagesToBatch } from './native/batch.js';
+import { resizeCropImage } from './native/kernels.js';
 import { ResizeCenterCrop } from './transforms/geometry.js';
 
-/** One HWC RGB image through `op` (as a batch of one), back to HWC RGB. */
-export function applyToImage(op: ResizeCenterCrop, img: RgbImage): RgbImage {
-  const [ch, cw] = op.cropSize;
-  // already the crop's size, and a resize would keep it: nothing to do (no tensor round trip)
-  const keeps = op.resizeTo === null || op.resizeTo === Math.min(img.width, img.height);
-  if (img.width === cw && img.height === ch && keeps) return img;
-  return tidy(() => {
-    const y = op.forward(imagesToBatch([img.data], img.width, img.height));
-    const [, , height, width] = y.shape as [number, number, number, number];
-    return { data: y.permute([0, 2, 3, 1]).toTypedArray() as Uint8Array, width, height };
+/** One HWC RGB image through `op` (as a batch of one would go), back to HWC RGB. */
+export async function fitImage(op: ResizeCenterCrop, img: RgbImage): Promise<RgbImage> {
+  const p = op.plan(img.height, img.width);
+  // unchanged (or a crop of the whole image): nothing to do
+  if (!p || (!p.resize && !p.pads && p.box.height === img.height && p.box.width === img.width)) return img;
+  const { top, left, height, width } = p.box;
+  return resizeCropImage(img, p.resize, p.pads, [top, left, height, width], {
+    mode: op.resizeOptions.interpolation ?? 'bilinear',
+    antialias: op.resizeOptions.antialias ?? true,
   });
 }
 
 /**
  * perSample: torchvision's Resize(resizeTo) (shorter side, bilinear, antialiased) then
  * CenterCrop(crop) (a side, or [height, width]; zero-padded where smaller); resizeTo null: the
- * centre crop alone. Runs on the calling thread, as libtorch ops on a batch of one.
+ * centre crop alone. Each call resolves when its image is done; the loader issues a batch's
+ * calls at once, so they run side by side in libuv's pool (UV_THREADPOOL_SIZE threads).
  */
 export function resizeCenterCrop(
   resizeTo: number | null,
   crop: number | readonly [number, number],
-): (s: Sample) => RgbImage {
+): (s: Sample) => Promise<RgbImage> {
   const op = new ResizeCenterCrop(resizeTo, crop);
-  return (s) => applyToImage(op, s.image);
+  return (s) => fitImage(op, s.image);
 }

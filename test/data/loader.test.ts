@@ -356,24 +356,24 @@ test('tensors belong to the caller: none leak, none are released by the loader',
   assert.equal(liveTensors(), before);
 });
 
-test('resizeCenterCrop(null, crop) follows torchvision: half-to-even offsets, zero padding when smaller', () => {
+test('resizeCenterCrop(null, crop) follows torchvision: half-to-even offsets, zero padding when smaller', async () => {
   const img = (w: number, h: number): Sample => ({
     label: 0,
     image: { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.floor(i / 3) % 251) },
   });
   // 5 wide → 2: offset round(1.5) = 2; 7 → 2: round(2.5) = 2 (half to even); [height, width]
-  const a = resizeCenterCrop(null, [1, 2])(img(5, 1));
+  const a = await resizeCenterCrop(null, [1, 2])(img(5, 1));
   assert.deepEqual([a.data[0], a.data[3]], [2, 3]);
-  const b = resizeCenterCrop(null, [1, 2])(img(7, 1));
+  const b = await resizeCenterCrop(null, [1, 2])(img(7, 1));
   assert.deepEqual([b.data[0], b.data[3]], [2, 3]);
   // 2 × 2 into 5 × 4: one row above, one column left ((5-2)//2 = 1, (4-2)//2 = 1)
-  const c = resizeCenterCrop(null, [4, 5])(img(2, 2));
+  const c = await resizeCenterCrop(null, [4, 5])(img(2, 2));
   assert.deepEqual([c.width, c.height], [5, 4]);
   const at = (x: number, y: number): number => c.data[3 * (y * 5 + x)]!;
   assert.deepEqual([at(0, 0), at(1, 1), at(2, 1), at(1, 2), at(2, 2), at(3, 1), at(1, 3)], [0, 0, 1, 2, 3, 0, 0]);
   // an image of the crop's size comes back with the same pixels
   const d = img(3, 2);
-  assert.deepEqual(resizeCenterCrop(null, [2, 3])(d).data, d.image.data);
+  assert.deepEqual((await resizeCenterCrop(null, [2, 3])(d)).data, d.image.data);
   assert.throws(() => resizeCenterCrop(null, 0), /cropTo must be positive integers, got 0/);
   assert.throws(() => resizeCenterCrop(2.5, 4), /resizeTo must be a positive integer or null, got 2.5/);
 });

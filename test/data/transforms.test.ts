@@ -34,7 +34,7 @@ import {
   type Interpolation,
   type RandAugmentOp,
 } from '../../src/data/transforms/index.js';
-import { resizeCenterCrop } from '../../src/data/fit.js';
+import { fitImage } from '../../src/data/fit.js';
 import { resizedCrops } from '../../src/data/native/kernels.js';
 
 interface Rec {
@@ -227,32 +227,41 @@ for (const c of fixture.cases) {
   });
 }
 
-test('resizeCenterCrop (the loader perSample: one HWC image at a time) matches torchvision within one level', () => {
-  const cases: [string, ReturnType<typeof resizeCenterCrop>][] = [
-    ['resize_center_crop_bilinear_u8', resizeCenterCrop(20, [16, 16])],
-    ['resize_up_center_crop_u8', resizeCenterCrop(30, [25, 31])],
-    ['center_crop_pad_u8', resizeCenterCrop(null, [27, 35])],
-  ];
+test('the loader perSample (one HWC image at a time, natively off the JS thread) matches torchvision within one level', async () => {
+  // every uint8 resize + centre crop case, with the fixture's interpolation
+  const cases = fixture.cases.filter((c) => c.input === 'u8' && ['resize_center_crop', 'center_crop'].includes(c.op));
+  assert.deepEqual(
+    cases.map((c) => c.name),
+    [
+      'resize_center_crop_bilinear_u8',
+      'resize_center_crop_bicubic_u8',
+      'resize_up_center_crop_u8',
+      'center_crop_pad_u8',
+    ],
+  );
   const before = liveTensors();
-  for (const [name, perSample] of cases) {
-    const c = fixture.cases.find((k) => k.name === name);
-    assert.ok(c, `fixture case ${name}`);
-    tidy(() => {
-      const x = decode(fixture.images.u8!);
-      const want = decode(c.outputs[0]!);
-      const [n, , h, w] = x.shape as [number, number, number, number];
-      const [, , oh, ow] = want.shape as [number, number, number, number];
-      for (let i = 0; i < n; i++) {
-        const hwc = x.narrow(0, i, 1).permute([0, 2, 3, 1]).toTypedArray() as Uint8Array;
-        const got = perSample({ image: { data: hwc, width: w, height: h }, label: 0 });
-        assert.deepEqual([got.width, got.height], [ow, oh], name);
-        const ref = want.narrow(0, i, 1).permute([0, 2, 3, 1]).toTypedArray() as Uint8Array;
-        let worstLevel = 0;
-        for (let k = 0; k < ref.length; k++) worstLevel = Math.max(worstLevel, Math.abs(got.data[k]! - ref[k]!));
-        assert.ok(worstLevel <= 1, `${name} image ${i}: off by ${worstLevel} levels`);
-      }
+  const x = decode(fixture.images.u8!);
+  const [n, , h, w] = x.shape as [number, number, number, number];
+  for (const c of cases) {
+    const p = c.params;
+    const op = new ResizeCenterCrop((p.resize as number | undefined) ?? null, p.crop as [number, number], {
+      interpolation: (p.interpolation as Interpolation | undefined) ?? 'bilinear',
+      antialias: (p.antialias as boolean | undefined) ?? true,
     });
+    const want = decode(c.outputs[0]!);
+    const [, , oh, ow] = want.shape as [number, number, number, number];
+    for (let i = 0; i < n; i++) {
+      const hwc = tidy(() => x.narrow(0, i, 1).permute([0, 2, 3, 1]).toTypedArray() as Uint8Array);
+      const got = await fitImage(op, { data: hwc, width: w, height: h });
+      assert.deepEqual([got.width, got.height], [ow, oh], c.name);
+      const ref = tidy(() => want.narrow(0, i, 1).permute([0, 2, 3, 1]).toTypedArray() as Uint8Array);
+      let worstLevel = 0;
+      for (let k = 0; k < ref.length; k++) worstLevel = Math.max(worstLevel, Math.abs(got.data[k]! - ref[k]!));
+      assert.ok(worstLevel <= 1, `${c.name} image ${i}: off by ${worstLevel} levels`);
+    }
+    want.dispose();
   }
+  x.dispose();
   assert.equal(liveTensors(), before, 'tensors leaked');
 });
 

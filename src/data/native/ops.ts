@@ -4,6 +4,7 @@ export const IMAGE_OPS = [
   'decodeJpegBuffers',
   'decodeJpegFiles',
   'imagesToBatch',
+  'resizeCropImage',
   'resizedCrops',
 ] as const;
 

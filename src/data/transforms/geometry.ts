@@ -83,26 +83,40 @@ export function crop(x: Tensor, box: Box): Tensor {
   });
 }
 
+/**
+ * torchvision's F.center_crop of an h x w image as zero pads [left, right, top, bottom] (null:
+ * none; it pads first when the crop is larger than the image) and the box to take from the
+ * padded image.
+ */
+export function centerCropPlan(
+  h: number,
+  w: number,
+  size: number | readonly [number, number],
+): { pads: [number, number, number, number] | null; box: Box } {
+  const [ch, cw] = sizePair(size);
+  let pads: [number, number, number, number] | null = null;
+  if (cw > w || ch > h) {
+    pads = [
+      cw > w ? Math.floor((cw - w) / 2) : 0,
+      cw > w ? Math.floor((cw - w + 1) / 2) : 0,
+      ch > h ? Math.floor((ch - h) / 2) : 0,
+      ch > h ? Math.floor((ch - h + 1) / 2) : 0,
+    ];
+    w += pads[0] + pads[1];
+    h += pads[2] + pads[3];
+  }
+  return { pads, box: { top: roundHalfEven((h - ch) / 2), left: roundHalfEven((w - cw) / 2), height: ch, width: cw } };
+}
+
 /** torchvision's F.center_crop: zero-pads first when the crop is larger than the image. */
 export function centerCrop(x: Tensor, size: number | readonly [number, number]): Tensor {
-  const [ch, cw] = sizePair(size);
+  const [, , h, w] = dims(x, 'centerCrop');
+  const { pads, box } = centerCropPlan(h, w, size);
   return tidy(() => {
-    let img = x;
-    let [, , h, w] = dims(x, 'centerCrop');
-    if (cw > w || ch > h) {
-      const pads = [
-        cw > w ? Math.floor((cw - w) / 2) : 0,
-        cw > w ? Math.floor((cw - w + 1) / 2) : 0,
-        ch > h ? Math.floor((ch - h) / 2) : 0,
-        ch > h ? Math.floor((ch - h + 1) / 2) : 0,
-      ];
-      img = F.pad(x, pads, 'constant', 0);
-      [, , h, w] = img.shape as [number, number, number, number];
-      if (cw === w && ch === h) return img;
-    }
-    const top = roundHalfEven((h - ch) / 2);
-    const left = roundHalfEven((w - cw) / 2);
-    return crop(img, { top, left, height: ch, width: cw });
+    if (!pads) return crop(x, box);
+    const img = F.pad(x, pads, 'constant', 0);
+    const [, , ph, pw] = img.shape as [number, number, number, number];
+    return box.height === ph && box.width === pw ? img : crop(img, box);
   });
 }
 
@@ -250,6 +264,16 @@ export interface ResizeCenterCropOptions extends ResizeOptions {
   passCropSized?: boolean;
 }
 
+/** ResizeCenterCrop's steps for one image (ResizeCenterCrop.plan). */
+export interface ResizeCenterCropPlan {
+  /** [height, width] after the resize; null: no resize */
+  resize: [number, number] | null;
+  /** zero pads [left, right, top, bottom] of the resized image; null: none */
+  pads: [number, number, number, number] | null;
+  /** the crop from the padded image */
+  box: Box;
+}
+
 /**
  * The one resize + centre crop of the data pipeline (training's `loadSize`, evaluation, the
  * kNN monitor, the data bench): torchvision's Resize(resizeTo) — the shorter edge to resizeTo,
@@ -270,6 +294,20 @@ export class ResizeCenterCrop {
     this.cropSize = sizePair(cropTo);
     if (this.cropSize.some(bad))
       throw new RangeError(`ResizeCenterCrop: cropTo must be positive integers, got ${JSON.stringify(cropTo)}`);
+  }
+
+  /**
+   * What forward does to one h x w image: the size it is resized to (null: not resized), then
+   * the zero pads and the box as centerCropPlan; null when it passes unchanged. The loader's
+   * per-image path (src/data/fit.ts) runs these steps natively off the JS thread.
+   */
+  plan(h: number, w: number): ResizeCenterCropPlan | null {
+    const [ch, cw] = this.cropSize;
+    if (h === ch && w === cw && (this.resizeTo === null || this.resizeOptions.passCropSized)) return null;
+    const size = this.resizeTo === null ? null : shorterEdgeSize(h, w, this.resizeTo);
+    const resize = size && (size[0] !== h || size[1] !== w) ? size : null;
+    const [rh, rw] = resize ?? [h, w];
+    return { resize, ...centerCropPlan(rh, rw, this.cropSize) };
   }
 
   forward(x: Tensor): Tensor {
