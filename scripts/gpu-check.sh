@@ -68,6 +68,8 @@ done
 [ -n "$py" ] || { echo "gpu-check: no Python with PyTorch (set MMOCO_PYTHON)" >&2; exit 2; }
 export MMOCO_PYTHON="$py"
 cores=$(nproc)
+# libuv's pool decodes and resizes images (4 threads by default): one per core here
+export UV_THREADPOOL_SIZE="${UV_THREADPOOL_SIZE:-$(( cores > 4 ? cores : 4 ))}"
 # run from inside a test (the suite's toy check), node --test would report to that test's
 # runner instead of writing TAP
 unset NODE_TEST_CONTEXT

@@ -116,6 +116,8 @@ export async function launchCommand(argv: readonly string[]): Promise<number> {
         MASTER_ADDR: o.masterAddr,
         MASTER_PORT: String(o.masterPort),
         OMP_NUM_THREADS: threads,
+        // libuv's pool decodes and resizes images; its default of 4 threads would cap that at 4 cores
+        UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(Math.max(4, Number(threads))),
       },
     });
     const child = { rank, proc, done: false };
