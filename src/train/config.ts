@@ -355,7 +355,8 @@ export function listPresets(): PresetInfo[] {
     });
 }
 
-function readJson(path: string): Record<string, unknown> {
+/** A JSON file that must hold an object; errors name the file. */
+export function readJson(path: string): Record<string, unknown> {
   let j: unknown;
   try {
     j = JSON.parse(readFileSync(path, 'utf8'));
@@ -366,19 +367,24 @@ function readJson(path: string): Record<string, unknown> {
   return j as Record<string, unknown>;
 }
 
-/** A preset's path: a name in configs/ or a path to a .json file. */
-export function presetPath(nameOrPath: string): string {
+/**
+ * A named file of `dir` (`<name>.json`) or a path to a .json file; `what` names the kind in
+ * errors ('config', 'grid'), `names` lists the presets for the error.
+ */
+export function findJsonFile(nameOrPath: string, dir: string, what: string, names: () => string[]): string {
   if (nameOrPath.endsWith('.json') || nameOrPath.includes('/')) {
     const p = resolve(nameOrPath);
-    if (!existsSync(p)) throw new ConfigError(`config file not found: ${nameOrPath}`);
+    if (!existsSync(p)) throw new ConfigError(`${what} file not found: ${nameOrPath}`);
     return p;
   }
-  const p = join(presetDir(), `${nameOrPath}.json`);
-  if (!existsSync(p)) {
-    const names = listPresets().map((x) => x.name);
-    throw new ConfigError(`unknown config preset '${nameOrPath}'; presets: ${names.join(', ')}`);
-  }
+  const p = join(dir, `${nameOrPath}.json`);
+  if (!existsSync(p)) throw new ConfigError(`unknown ${what} preset '${nameOrPath}'; presets: ${names().join(', ')}`);
   return p;
+}
+
+/** A preset's path: a name in configs/ or a path to a .json file. */
+export function presetPath(nameOrPath: string): string {
+  return findJsonFile(nameOrPath, presetDir(), 'config', () => listPresets().map((x) => x.name));
 }
 
 /**

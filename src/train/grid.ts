@@ -3,13 +3,15 @@
 // (pretrain keys, each with the values to try), an equal `budget` per cell (epochs, images or
 // wall-clock minutes, all turned into one epoch count), the linear `probe` settings and the
 // `finetune` layer used by --finetune. The cells are the product of the axes, times the seeds.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   FINETUNE_SCHEMA,
+  findJsonFile,
   PRETRAIN_SCHEMA,
   loadPreset,
   presetDir,
+  readJson,
   resolveConfig,
   type FinetuneConfig,
   type PretrainConfig,
@@ -77,35 +79,14 @@ export function listGridPresets(): { name: string; description: string }[] {
     .filter((f) => f.endsWith('.json'))
     .sort()
     .map((f) => {
-      const j = readGridJson(join(dir, f));
+      const j = readJson(join(dir, f));
       return { name: f.slice(0, -5), description: String(j.description ?? '') };
     });
 }
 
 /** A grid's path: a preset name in configs/grids or a .json file. */
 export function gridPath(nameOrPath: string): string {
-  if (nameOrPath.endsWith('.json') || nameOrPath.includes('/')) {
-    const p = resolve(nameOrPath);
-    if (!existsSync(p)) throw new ConfigError(`grid file not found: ${nameOrPath}`);
-    return p;
-  }
-  const p = join(gridPresetDir(), `${nameOrPath}.json`);
-  if (!existsSync(p)) {
-    const names = listGridPresets().map((g) => g.name);
-    throw new ConfigError(`unknown grid preset '${nameOrPath}'; presets: ${names.join(', ')}`);
-  }
-  return p;
-}
-
-function readGridJson(path: string): Record<string, unknown> {
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ConfigError(`${path}: not a readable JSON file: ${(e as Error).message}`);
-  }
-  if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new ConfigError(`${path}: must be a JSON object`);
-  return j as Record<string, unknown>;
+  return findJsonFile(nameOrPath, gridPresetDir(), 'grid', () => listGridPresets().map((g) => g.name));
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -117,7 +98,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  */
 export function loadGrid(nameOrPath: string, o: { sets?: readonly string[]; data?: string | null } = {}): GridSpec {
   const file = gridPath(nameOrPath);
-  const j = readGridJson(file);
+  const j = readJson(file);
   const baseLayer: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(j)) {
     if ((META_KEYS as readonly string[]).includes(k)) continue;

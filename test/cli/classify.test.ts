@@ -105,53 +105,35 @@ test('finetune: kill -9 after the first epoch, the same command resumes with the
   assert.deepEqual(pick(out), pick(ref));
 });
 
-test('finetune: a diverging loss stops the run with status 3', () => {
-  const out = join(tmp, 'ft-nan');
-  const r = mmoco([
-    'finetune',
-    ...COMMON,
-    ...ARCH,
-    '--epochs',
-    '2',
-    '--warmup-epochs',
-    '0',
-    '--blr',
-    '1e38',
-    '--out',
-    out,
-  ]);
-  assert.equal(r.status, 3, r.stderr);
-  assert.match(r.stderr, /the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 0\); the run stopped/);
-  assert.ok(records(out).some((x) => x.kind === 'stop'));
-});
-
-test("linprobe: a diverging loss stops the run with status 3, reported as pre-training's", () => {
-  const out = join(tmp, 'lp-nan');
-  // an absurd learning rate: LARS throws the head's weights far out and the loss overflows
-  const r = mmoco([
-    'linprobe',
-    ...COMMON,
-    ...ARCH,
-    '--epochs',
-    '2',
-    '--warmup-epochs',
-    '0',
-    '--blr',
-    '1e38',
-    '--out',
-    out,
-  ]);
-  assert.equal(r.status, 3, r.stderr);
-  assert.match(
-    r.stderr,
-    /mmoco linprobe: the loss became (NaN|Infinity|-Infinity) at step \d+ \(epoch 0\); the run stopped; no checkpoint was written yet/,
-  );
-  const stop = records(out).find((x) => x.kind === 'stop');
-  assert.ok(stop, 'a stop record');
-  assert.match(String(stop.reason), /^loss (NaN|Infinity|-Infinity)$/);
-  assert.equal(stop.epoch, 0);
-  assert.ok(!existsSync(join(out, 'checkpoint')), 'no checkpoint of a diverged step');
-});
+for (const command of ['finetune', 'linprobe'] as const) {
+  test(`${command}: a diverging loss stops the run with status 3, reported as pre-training's`, () => {
+    const out = join(tmp, `${command}-nan`);
+    // an absurd learning rate: the weights are thrown far out and the loss overflows
+    const r = mmoco([
+      command,
+      ...COMMON,
+      ...ARCH,
+      '--epochs',
+      '2',
+      '--warmup-epochs',
+      '0',
+      '--blr',
+      '1e38',
+      '--out',
+      out,
+    ]);
+    assert.equal(r.status, 3, r.stderr);
+    const said = new RegExp(
+      `mmoco ${command}: the loss became (NaN|Infinity|-Infinity) at step \\d+ \\(epoch 0\\); the run stopped; no checkpoint was written yet`,
+    );
+    assert.match(r.stderr, said);
+    const stop = records(out).find((x) => x.kind === 'stop');
+    assert.ok(stop, 'a stop record');
+    assert.match(String(stop.reason), /^loss (NaN|Infinity|-Infinity)$/);
+    assert.equal(stop.epoch, 0);
+    assert.ok(!existsSync(join(out, 'checkpoint')), 'no checkpoint of a diverged step');
+  });
+}
 
 test('bad data for the evaluation commands names the problem', () => {
   const r = mmoco(['linprobe', '--data', join(tmp, 'nowhere'), '--out', join(tmp, 'x')]);
