@@ -114,3 +114,32 @@ export function formatSeconds(s: number): string {
   const sec = Math.floor(s % 60);
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
+
+/**
+ * The hooks a training command gives its run: messages and epoch lines printed above the progress
+ * bar, each after `tag` (a rank's, under launch).
+ */
+export function consoleHooks<E>(
+  epochLine: (e: E) => string,
+  o: { tag?: string; bar?: ProgressBar } = {},
+): { log: (m: string) => void; onStep: (s: StepProgress) => void; onEpoch: (e: E) => void } {
+  const bar = o.bar ?? new ProgressBar();
+  const log = (m: string): void => {
+    bar.clear();
+    console.error((o.tag ?? '') + m);
+  };
+  return { log, onStep: stepReporter(bar), onEpoch: (e) => log(epochLine(e)) };
+}
+
+/** A pre-training epoch's line: loss, kNN top-1 when measured, images/s and wall time. */
+export function pretrainEpochLine(e: {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  knnTop1: number | null;
+  imagesPerSec: number;
+  wallS: number;
+}): string {
+  const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;
+  return `epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)}${knn} ${e.imagesPerSec.toFixed(1)} img/s ${formatSeconds(e.wallS)}`;
+}

@@ -4,7 +4,7 @@
 import { runGrid } from '../../train/ablate.js';
 import { gridCells, listGridPresets, loadGrid } from '../../train/grid.js';
 import { ConfigError } from '../../train/schema.js';
-import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
+import { consoleHooks, pretrainEpochLine } from '../progress.js';
 import { UsageError } from './common.js';
 
 export const ABLATE_USAGE =
@@ -98,11 +98,7 @@ export async function ablateCommand(argv: readonly string[]): Promise<number> {
   for (const k of ['RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'LOCAL_WORLD_SIZE']) delete process.env[k];
   const total = gridCells(spec, a.seeds).length;
   const tag = world > 1 ? `[rank ${rank}] ` : '';
-  const bar = new ProgressBar();
-  const log = (m: string): void => {
-    bar.clear();
-    console.error(tag + m);
-  };
+  const { log, onStep } = consoleHooks(pretrainEpochLine, { tag });
   const res = await runGrid(spec, {
     out,
     seeds: a.seeds,
@@ -112,12 +108,8 @@ export async function ablateCommand(argv: readonly string[]): Promise<number> {
     log,
     pretrainHooks: (cell) => ({
       log,
-      onStep: stepReporter(bar),
-      onEpoch: (e) =>
-        log(
-          `${cell}: epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)}` +
-            `${e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`} ${e.imagesPerSec.toFixed(1)} img/s ${formatSeconds(e.wallS)}`,
-        ),
+      onStep,
+      onEpoch: (e) => log(`${cell}: ${pretrainEpochLine(e)}`),
     }),
   });
   if (!res.table) return 0;

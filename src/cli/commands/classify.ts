@@ -1,6 +1,6 @@
 // `mmoco linprobe` and `mmoco finetune`: config, progress, the run (src/train/classify.ts).
 import { runClassification } from '../../train/classify.js';
-import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
+import { consoleHooks, formatSeconds } from '../progress.js';
 import { commandHelp, defaultOut, resolveCommand } from './common.js';
 
 async function classify(kind: 'linprobe' | 'finetune', argv: readonly string[], about: string): Promise<number> {
@@ -12,20 +12,14 @@ async function classify(kind: 'linprobe' | 'finetune', argv: readonly string[], 
     return 0;
   }
   const cfg = { ...r.config, out: defaultOut(r.config.out, r.preset, kind) };
-  const bar = new ProgressBar();
-  const res = await runClassification(kind, cfg, {
-    log: (m) => {
-      bar.clear();
-      console.error(m);
-    },
-    onStep: stepReporter(bar),
-    onEpoch: (e) => {
-      bar.clear();
-      console.error(
+  const res = await runClassification(
+    kind,
+    cfg,
+    consoleHooks(
+      (e: { epoch: number; epochs: number; loss: number; top1: number; top5: number; wallS: number }) =>
         `epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)} top-1 ${e.top1.toFixed(2)}% top-5 ${e.top5.toFixed(2)}% ${formatSeconds(e.wallS)}`,
-      );
-    },
-  });
+    ),
+  );
   if (Number(process.env.RANK ?? 0) !== 0) return 0; // under `mmoco launch` only rank 0 reports
   console.log(
     JSON.stringify({

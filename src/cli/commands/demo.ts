@@ -2,7 +2,7 @@
 // Debian's package) or any image folder (--data), evaluate it against the same ViT at its
 // initialisation by kNN and a linear probe, print both, and write the report.
 import { runDemoPipeline } from '../../train/demo.js';
-import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
+import { consoleHooks, formatSeconds, pretrainEpochLine } from '../progress.js';
 import { parseArgs } from '../args.js';
 import { PRETRAIN_SCHEMA, resolveConfig } from '../../train/config.js';
 import { commandHelp, defaultOut } from './common.js';
@@ -24,19 +24,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
   const preset = a.preset ?? 'demo';
   const cfg = resolveConfig('pretrain', { preset, flags: a.flags, sets: a.sets });
   cfg.out = defaultOut(cfg.out, preset, 'demo');
-  const bar = new ProgressBar();
-  const res = await runDemoPipeline(cfg, {
-    log: (m) => {
-      bar.clear();
-      console.error(m);
-    },
-    onStep: stepReporter(bar),
-    onEpoch: (e) => {
-      bar.clear();
-      const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;
-      console.error(`epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)}${knn} ${formatSeconds(e.wallS)}`);
-    },
-  });
+  const res = await runDemoPipeline(cfg, consoleHooks(pretrainEpochLine));
   const row = (name: string, s: { knnTop1: number; probeTop1: number }): string =>
     `${name.padEnd(26)}${s.knnTop1.toFixed(2).padStart(8)} %${s.probeTop1.toFixed(2).padStart(14)} %`;
   console.log(

@@ -1,6 +1,6 @@
 // `mmoco pretrain`: the config, a progress bar on a TTY (lines per 10 % of an epoch otherwise), the run.
 import { pretrain } from '../../train/pretrain.js';
-import { ProgressBar, formatSeconds, stepReporter } from '../progress.js';
+import { consoleHooks, pretrainEpochLine } from '../progress.js';
 import { commandHelp, defaultOut, resolveCommand } from './common.js';
 
 export const PRETRAIN_USAGE = 'mmoco pretrain [--config <preset>] [--data <folder>] [--out <run>] [options]';
@@ -19,21 +19,7 @@ export async function pretrainCommand(argv: readonly string[]): Promise<number> 
     return 0;
   }
   const cfg = { ...r.config, out: defaultOut(r.config.out, r.preset, 'pretrain') };
-  const bar = new ProgressBar();
-  const result = await pretrain(cfg, {
-    log: (m) => {
-      bar.clear();
-      console.error(m);
-    },
-    onStep: stepReporter(bar),
-    onEpoch: (e) => {
-      bar.clear();
-      const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;
-      console.error(
-        `epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)}${knn} ${e.imagesPerSec.toFixed(1)} img/s ${formatSeconds(e.wallS)}`,
-      );
-    },
-  });
+  const result = await pretrain(cfg, consoleHooks(pretrainEpochLine));
   result.model.dispose();
   // under `mmoco launch` only rank 0 reports
   if (Number(process.env.RANK ?? 0) !== 0) return 0;
