@@ -1,6 +1,7 @@
 // Progress output: on a TTY one line redrawn in place (bar, step, loss, lr, images/s, ETA);
 // elsewhere (a log file, a pipe) a line each `lineEveryPercent` of an epoch, and the caller
 // prints one concise line per epoch.
+import type { EpochInfo } from '../train/pretrain.js';
 
 export class ProgressBar {
   private last = 0;
@@ -132,14 +133,7 @@ export function consoleHooks<E>(
 }
 
 /** A pre-training epoch's line: loss, kNN top-1 when measured, images/s and wall time. */
-export function pretrainEpochLine(e: {
-  epoch: number;
-  epochs: number;
-  loss: number;
-  knnTop1: number | null;
-  imagesPerSec: number;
-  wallS: number;
-}): string {
+export function pretrainEpochLine(e: EpochInfo): string {
   const knn = e.knnTop1 === null ? '' : ` knn@1 ${e.knnTop1.toFixed(2)}%`;
   return `epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)}${knn} ${e.imagesPerSec.toFixed(1)} img/s ${formatSeconds(e.wallS)}`;
 }
