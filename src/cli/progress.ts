@@ -122,9 +122,9 @@ export function formatSeconds(s: number): string {
  */
 export function consoleHooks<E>(
   epochLine: (e: E) => string,
-  o: { tag?: string; bar?: ProgressBar } = {},
+  o: { tag?: string } = {},
 ): { log: (m: string) => void; onStep: (s: StepProgress) => void; onEpoch: (e: E) => void } {
-  const bar = o.bar ?? new ProgressBar();
+  const bar = new ProgressBar();
   const log = (m: string): void => {
     bar.clear();
     console.error((o.tag ?? '') + m);

@@ -22,6 +22,16 @@ import { precisionOf } from './pretrain.js';
 
 const FREE_KEYS = ['out', 'workers', 'threads', 'device', 'logEvery', 'data', 'valData', 'checkpointEveryMinutes'];
 
+/** What a linear probe or fine-tuning reports after each epoch. */
+export interface ClassifyEpochInfo {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  top1: number;
+  top5: number;
+  wallS: number;
+}
+
 export interface ClassifyHooks {
   log?: (message: string) => void;
   onStep?: (s: {
@@ -35,7 +45,7 @@ export interface ClassifyHooks {
     loss: number;
     lr: number;
   }) => void;
-  onEpoch?: (e: { epoch: number; epochs: number; loss: number; top1: number; top5: number; wallS: number }) => void;
+  onEpoch?: (e: ClassifyEpochInfo) => void;
 }
 
 export interface ClassifyResult {

@@ -1,5 +1,5 @@
 // `mmoco linprobe` and `mmoco finetune`: config, progress, the run (src/train/classify.ts).
-import { runClassification } from '../../train/classify.js';
+import { runClassification, type ClassifyEpochInfo } from '../../train/classify.js';
 import { consoleHooks, formatSeconds } from '../progress.js';
 import { commandHelp, defaultOut, resolveCommand } from './common.js';
 
@@ -16,7 +16,7 @@ async function classify(kind: 'linprobe' | 'finetune', argv: readonly string[], 
     kind,
     cfg,
     consoleHooks(
-      (e: { epoch: number; epochs: number; loss: number; top1: number; top5: number; wallS: number }) =>
+      (e: ClassifyEpochInfo) =>
         `epoch ${e.epoch + 1}/${e.epochs} loss ${e.loss.toFixed(4)} top-1 ${e.top1.toFixed(2)}% top-5 ${e.top5.toFixed(2)}% ${formatSeconds(e.wallS)}`,
     ),
   );
