@@ -11,11 +11,20 @@
 // Without CUDA graphs (the CPU, a libtorch without them, or `graph: false`) every step runs the
 // same body eagerly: that is how the CPU tests check it against trainStep. The first `warmup`
 // steps always run eagerly (PyTorch's advice before a capture: libraries initialise there).
-// Not supported inside a graph: the κ monitor (it reads numbers back), gradient clipping,
-// distributed training (collectives) and AdamW's amsgrad/maximize; the constructor refuses them.
+// The κ monitor reads numbers back, which a capture cannot: with a model that monitors κ
+// (n > 1) the graph writes κ's inputs (the chunk rows of the rep layer, projector and
+// predictor) into tensors of its own, and a step asked for κ computes it from them after the
+// replay. Not supported inside a graph: gradient clipping, distributed training (collectives)
+// and AdamW's amsgrad/maximize; the constructor refuses them.
 import * as torch from '../torch/index.js';
 import { optim, type Tensor } from '../torch/index.js';
-import { DEFAULT_BASE_MOMENTUM, type MaskedContrastive, type TrainStepResult } from './method.js';
+import {
+  DEFAULT_BASE_MOMENTUM,
+  kappaStats,
+  type KappaInputs,
+  type MaskedContrastive,
+  type TrainStepResult,
+} from './method.js';
 
 export interface GraphedStepOptions {
   lrSchedule: optim.WarmupCosine;
@@ -39,6 +48,10 @@ export class GraphedTrainStep {
   private readonly lrs: Tensor[];
   private graph: torch.CUDAGraph | null = null;
   private loss: Tensor | null = null;
+  /** the graph's κ inputs (null without κ or before the capture) */
+  private kappaInputs: KappaInputs | null = null;
+  /** whether the model's κ monitor applies (monitorKappa and n > 1) */
+  readonly kappa: boolean;
   private steps = 0;
   /** the step count this object started from (the warm-up counts from there) */
   private readonly firstStep: number;
@@ -50,8 +63,6 @@ export class GraphedTrainStep {
     viewShape: readonly number[],
     private readonly o: GraphedStepOptions,
   ) {
-    if (model.monitorKappa)
-      throw new Error('GraphedTrainStep: the κ monitor reads values back; build the model with monitorKappa: false');
     if (model.group)
       throw new Error('GraphedTrainStep: distributed training is not supported (collectives inside a graph)');
     for (const g of optimizer.paramGroups) {
@@ -60,9 +71,12 @@ export class GraphedTrainStep {
     const params = optimizer.params();
     if (params.length === 0) throw new Error('GraphedTrainStep: the optimiser has no parameters');
     this.device = params[0]!.device;
+    this.kappa = model.monitorKappa && model.numChunks > 1;
     this.graphed = o.graph ?? (this.device.startsWith('cuda') && torch.cuda.graphsAvailable());
     if (this.graphed && !torch.cuda.graphsAvailable())
       throw new Error('GraphedTrainStep: graph: true, but this build has no CUDA graphs');
+    if (this.graphed && !this.device.startsWith('cuda'))
+      throw new Error(`GraphedTrainStep: graph: true needs the model on a CUDA device (it is on ${this.device})`);
     // AdamW's state, created as its first step would, with one step count for all parameters
     const counts = new Set<number>();
     for (const p of params) {
@@ -81,8 +95,12 @@ export class GraphedTrainStep {
     this.lrs = optimizer.paramGroups.map(() => torch.keep(torch.zeros([], dev)));
   }
 
-  /** One training step on views x1, x2 (any device; copied into the step's own tensors). */
-  step(x1: Tensor, x2: Tensor, iter: number): TrainStepResult {
+  /**
+   * One training step on views x1, x2 (any device; copied into the step's own tensors). κ is
+   * computed when the model monitors it and `o.kappa` is not false (NaN otherwise): pass
+   * `kappa: false` on steps whose κ nobody reads, it costs host syncs.
+   */
+  step(x1: Tensor, x2: Tensor, iter: number, so: { kappa?: boolean } = {}): TrainStepResult {
     const o = this.o;
     const epoch = iter / (o.itersPerEpoch ?? o.lrSchedule.itersPerEpoch);
     const lr = o.lrSchedule.apply(this.optimizer, epoch);
@@ -95,28 +113,32 @@ export class GraphedTrainStep {
     this.optimizer.paramGroups.forEach((g, i) => this.lrs[i]!.fill_(g.lr));
     this.x1.copy_(x1);
     this.x2.copy_(x2);
+    const wantKappa = this.kappa && so.kappa !== false;
+    let stats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
     let value: number;
     if (!this.graphed || this.steps < (o.warmup ?? 3) + this.firstStep) {
       value = torch.tidy(() => {
-        const loss = this.body();
+        const { loss, kappa } = this.body();
         this.optimizer.zeroGrad();
+        if (wantKappa) stats = kappaStats(kappa!);
         return Number(loss.item());
       });
     } else {
       if (!this.graph) this.capture();
       this.graph!.replay();
       value = Number(this.loss!.item());
+      if (wantKappa) stats = kappaStats(this.kappaInputs!);
     }
     this.steps++;
     for (const s of this.optimizer.state.values()) s.step = this.steps;
-    return { loss: value, lr, momentum, kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
+    return { loss: value, lr, momentum, ...stats };
   }
 
-  /** EMA, forward, loss, backward and AdamW on the step's own tensors; returns the loss. */
-  private body(): Tensor {
+  /** EMA, forward, loss, backward and AdamW on the step's own tensors; returns the loss (and κ's inputs). */
+  private body(): { loss: Tensor; kappa: KappaInputs | undefined } {
     const amp = this.o.autocast;
-    const fwd = (): Tensor => this.model.forward(this.x1, this.x2, this.momentum).loss;
-    const loss = amp ? torch.autocast(amp, fwd) : fwd();
+    const fwd = () => this.model.forward(this.x1, this.x2, this.momentum, { kappaInputs: this.kappa });
+    const { loss, kappaInputs } = amp ? torch.autocast(amp, fwd) : fwd();
     loss.backward();
     this.optimizer.paramGroups.forEach((g, i) => {
       const st = g.params.map((p) => this.optimizer.state.get(p)!);
@@ -133,7 +155,7 @@ export class GraphedTrainStep {
         g,
       );
     });
-    return loss;
+    return { loss, kappa: kappaInputs };
   }
 
   private capture(): void {
@@ -142,7 +164,16 @@ export class GraphedTrainStep {
     this.optimizer.zeroGrad();
     torch.cuda.synchronize();
     const g = new torch.cuda.CUDAGraph();
-    this.loss = g.capture(() => torch.keep(torch.tidy(() => this.body())));
+    const { loss, kappa } = g.capture(() =>
+      torch.tidy(() => {
+        const r = this.body();
+        torch.keep(r.loss);
+        if (r.kappa) for (const t of [r.kappa.rep, r.kappa.z, r.kappa.q]) torch.keep(t);
+        return r;
+      }),
+    );
+    this.loss = loss;
+    this.kappaInputs = kappa ?? null;
     this.graph = g;
   }
 
@@ -150,8 +181,11 @@ export class GraphedTrainStep {
   dispose(): void {
     this.graph?.dispose();
     this.graph = null;
+    const k = this.kappaInputs;
     torch.dispose([this.x1, this.x2, this.momentum, this.stepCount, ...this.lrs, ...(this.loss ? [this.loss] : [])]);
+    if (k) torch.dispose([k.rep, k.z, k.q]);
     this.loss = null;
+    this.kappaInputs = null;
     this.optimizer.zeroGrad();
   }
 }

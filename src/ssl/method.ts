@@ -88,8 +88,10 @@ export interface MethodStats {
 export interface MethodOutput {
   /** The symmetrised loss (a 0-dim tensor with a graph to the online parameters). */
   loss: Tensor;
-  /** NaN when n = 1 (κ needs ≥ 2 samples per image) or with `monitorKappa: false`. */
+  /** NaN when n = 1 (κ needs ≥ 2 samples per image), with `monitorKappa: false` or `kappaInputs`. */
   stats: MethodStats;
+  /** With `kappaInputs: true` and n > 1: the rows κ is computed from. */
+  kappaInputs?: KappaInputs;
 }
 
 /**
@@ -106,6 +108,32 @@ export type ViewMask = ChunkMask | Tensor;
 export interface ForwardMasks {
   online?: readonly [ViewMask, ViewMask];
   target?: readonly [ViewMask, ViewMask];
+}
+
+export interface ForwardOptions extends ForwardMasks {
+  /**
+   * Return the κ monitor's inputs (`kappaInputs`, detached) instead of computing κ: nothing is
+   * read back to the host, so the forward can run inside a CUDA graph and κ be computed from
+   * the graph's outputs after a replay (`kappaStats`). n > 1 only.
+   */
+  kappaInputs?: boolean;
+}
+
+/** What the κ monitor reads: the n chunk rows of every image of both views, image-major. */
+export interface KappaInputs {
+  rep: Tensor;
+  z: Tensor;
+  q: Tensor;
+  rowsPerImage: number;
+}
+
+/** κ of the rep layer, the projector and the predictor from their rows (one host sync each). */
+export function kappaStats(k: KappaInputs): MethodStats {
+  return {
+    kappaRep: vmfKappa(k.rep, k.rowsPerImage).kappa,
+    kappaProj: vmfKappa(k.z, k.rowsPerImage).kappa,
+    kappaPred: vmfKappa(k.q, k.rowsPerImage).kappa,
+  };
 }
 
 export interface EncoderOutput {
@@ -288,12 +316,12 @@ export class MaskedContrastive extends nn.Module {
   }
 
   /** Online branch for one view: n chunks per image; returns tokens, z and q = predictor(z), rows image-major. */
-  private online(x: Tensor, mask?: ViewMask): EncoderOutput & { q: Tensor } {
+  private online(x: Tensor, mask: ViewMask | undefined, withRep: boolean): EncoderOutput & { q: Tensor } {
     const n = this.numChunks;
     const b = x.shape[0]!;
     if (!mask && n > 1) mask = chunkMask(b, this.base_encoder.backbone.numPatches, n, { device: x.device });
     checkRows(mask, b, n, 'online');
-    const out = this.base_encoder.encode(x, mask, { withRep: this.monitorKappa && n > 1 });
+    const out = this.base_encoder.encode(x, mask, { withRep });
     return { ...out, q: this.predictor.forward(out.z) };
   }
 
@@ -316,7 +344,7 @@ export class MaskedContrastive extends nn.Module {
    * L(q1, k2) + L(q2, k1), each averaged over its B·n queries (InfoNCE ·2τ for 'mmoco',
    * 2 − 2·cos for 'mbyol'). Masks are drawn with `chunkMask` (the library RNG) unless given.
    */
-  forward(x1: Tensor, x2: Tensor, momentum: number | Tensor, o: ForwardMasks = {}): MethodOutput {
+  forward(x1: Tensor, x2: Tensor, momentum: number | Tensor, o: ForwardOptions = {}): MethodOutput {
     // a guard for untyped callers: a missing momentum would otherwise surface inside the EMA
     if (typeof momentum !== 'number' && !(momentum instanceof torch.Tensor)) {
       throw new TypeError(
@@ -327,9 +355,11 @@ export class MaskedContrastive extends nn.Module {
       throw new RangeError(`MaskedContrastive.forward: views differ in shape: [${x1.shape}] vs [${x2.shape}]`);
     }
     this.updateMomentumEncoder(momentum);
+    const n = this.numChunks;
+    const kappa = n > 1 && (o.kappaInputs || this.monitorKappa);
     return torch.tidy(() => {
-      const o1 = this.online(x1, o.online?.[0]);
-      const o2 = this.online(x2, o.online?.[1]);
+      const o1 = this.online(x1, o.online?.[0], kappa);
+      const o2 = this.online(x2, o.online?.[1], kappa);
       const k1 = this.key(x1, o.target?.[0]);
       const k2 = this.key(x2, o.target?.[1]);
       // the loss in float32 even under autocast (bf16 logits would round the softmax's inputs)
@@ -347,14 +377,15 @@ export class MaskedContrastive extends nn.Module {
           : undefined;
         return symmetricInfoNCE(q1, q2, a1, a2, this.temperature, banks);
       });
-      const stats: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
-      const n = this.numChunks;
-      if (this.monitorKappa && n > 1) {
-        stats.kappaRep = vmfKappa(torch.cat([o1.rep!, o2.rep!], 0), n).kappa;
-        stats.kappaProj = vmfKappa(torch.cat([o1.z, o2.z], 0), n).kappa;
-        stats.kappaPred = vmfKappa(torch.cat([o1.q, o2.q], 0), n).kappa;
-      }
-      return { loss, stats };
+      const none: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
+      if (!kappa) return { loss, stats: none };
+      const inputs: KappaInputs = torch.noGrad(() => ({
+        rep: torch.cat([o1.rep!, o2.rep!], 0).detach(),
+        z: torch.cat([o1.z, o2.z], 0).detach(),
+        q: torch.cat([o1.q, o2.q], 0).detach(),
+        rowsPerImage: n,
+      }));
+      return o.kappaInputs ? { loss, stats: none, kappaInputs: inputs } : { loss, stats: kappaStats(inputs) };
     });
   }
 }

@@ -157,6 +157,12 @@ export const PRETRAIN_SCHEMA = {
     default: 'auto',
     doc: 'decode the training set once into one tensor on the device and serve batches from there (auto: on CUDA when it takes at most 8 GiB)',
   },
+  cudaGraph: {
+    type: 'enum',
+    values: ['auto', 'on', 'off'],
+    default: 'auto',
+    doc: 'run each training step as one CUDA graph replay (auto: on CUDA in one process without clipGrad; on: also elsewhere, where the same step runs eagerly)',
+  },
   targetChunks: {
     type: 'int',
     default: DEFAULT_TARGET_CHUNKS,

@@ -9,7 +9,13 @@ import { availableParallelism } from 'node:os';
 import * as torch from '../torch/index.js';
 import { optim } from '../torch/index.js';
 import { buildBackbone } from './backbone.js';
-import { DEFAULT_BASE_MOMENTUM, MaskedContrastive, trainStep, type TrainStepResult } from '../ssl/index.js';
+import {
+  DEFAULT_BASE_MOMENTUM,
+  GraphedTrainStep,
+  MaskedContrastive,
+  trainStep,
+  type TrainStepResult,
+} from '../ssl/index.js';
 import { CachedLoader, DeviceImageCache, toDevice, transforms, type Dataset } from '../data/index.js';
 import type { PretrainConfig } from './config.js';
 import { openData, sampled, trainLoader, type LoaderConfig } from './data.js';
@@ -31,6 +37,7 @@ export const RESUMABLE_FREE_KEYS = [
   'data',
   'valData',
   'checkpointEveryMinutes',
+  'cudaGraph',
 ];
 
 export interface StepInfo extends TrainStepResult {
@@ -157,12 +164,22 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const { resumedFrom } = begin;
   // every rank starts from rank 0's weights; BN heads become SyncBN; keys and gradients are shared
   if (group) model.distribute(group);
+  // one CUDA graph per step (built after the resume: it captures the optimiser's state tensors)
+  const graphed = graphStepFor(cfg, world)
+    ? new GraphedTrainStep(model, opt, [cfg.batchSize / world, 3, cfg.imgSize, cfg.imgSize], {
+        lrSchedule: sched,
+        itersPerEpoch: batches,
+        baseMomentum,
+        autocast: amp,
+      })
+    : null;
   if (lead)
     log(
       `pretrain ${cfg.method} n=${cfg.numChunks} m=${cfg.targetChunks} ${cfg.model}/${cfg.patchSize} ${cfg.imgSize}px ` +
         `on ${data.name} (${train.length} images, ${batches} steps/epoch, batch ${cfg.batchSize}` +
         (world > 1 ? ` = ${world} processes x ${cfg.batchSize / world}` : '') +
-        `), ${cfg.epochs} epochs → ${out}`,
+        `), ${cfg.epochs} epochs → ${out}` +
+        (graphed ? (graphed.graphed ? ', each step one CUDA graph' : ', graphed step run eagerly') : ''),
     );
 
   const t0 = performance.now();
@@ -190,6 +207,8 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
       const r = torch.tidy(() => {
         const x = toDevice(batch.images, cfg.device);
         const { view1, view2 } = aug.forward(x);
+        // κ costs host syncs: the graphed step computes it only for the steps that are logged
+        if (graphed) return graphed.step(view1, view2, at.step, { kappa: at.step % cfg.logEvery === 0 });
         return trainStep(model, opt, view1, view2, {
           iter: at.step,
           itersPerEpoch: batches,
@@ -243,7 +262,7 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
       if (lead) run.log({ kind: 'epoch', ...info, skipped: loader.skips(e.epoch).length });
     },
     saved: () => hooks.onEpoch?.(info!),
-  });
+  }).finally(() => graphed?.dispose());
   group?.destroy();
   cache?.dispose();
   return {
@@ -256,6 +275,20 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
     wallS: (performance.now() - t0) / 1000,
     model,
   };
+}
+
+/**
+ * Whether pre-training runs its steps through GraphedTrainStep: `cudaGraph` 'auto' on CUDA with
+ * graphs in one process without gradient clipping; 'on' wherever it can (eagerly off CUDA).
+ */
+function graphStepFor(cfg: PretrainConfig, world: number): boolean {
+  if (cfg.cudaGraph === 'off') return false;
+  const unsupported = world > 1 ? 'data-parallel training' : cfg.clipGrad !== null ? 'clipGrad' : null;
+  if (cfg.cudaGraph === 'on') {
+    if (unsupported) throw new ConfigError(`cudaGraph 'on' does not support ${unsupported} (use 'auto' or 'off')`);
+    return true;
+  }
+  return !unsupported && cfg.device === 'cuda' && torch.cuda.graphsAvailable();
 }
 
 /** The decoded training set should stay on the device under `deviceCache: 'auto'` up to this. */

@@ -105,20 +105,49 @@ test('GraphedTrainStep without a graph follows trainStep step for step (n = 4, C
   torch.dispose(views.flat());
 });
 
+test('GraphedTrainStep computes κ as trainStep does, on the steps asked for (n = 4, CPU)', () => {
+  const withKappa = (): { model: MaskedContrastive; opt: optim.AdamW } => {
+    torch.manualSeed(3);
+    const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
+    const model = new MaskedContrastive(backbone, {
+      numChunks: 4,
+      headNorm: 'ln',
+      projector: { hiddenDim: 32, outDim: 16 },
+      predictor: { hiddenDim: 32 },
+    });
+    model.train();
+    return { model, opt: new optim.AdamW(model.onlineParameters(), { lr: 1e-3 }) };
+  };
+  const ref = withKappa();
+  const gr = withKappa();
+  assert.equal(gr.model.monitorKappa, true);
+  const stepper = new GraphedTrainStep(gr.model, gr.opt, [4, 3, 16, 16], { lrSchedule: schedule() });
+  assert.equal(stepper.kappa, true);
+  torch.manualSeed(9);
+  const views = Array.from({ length: 3 }, () => [torch.randn(4, 3, 16, 16), torch.randn(4, 3, 16, 16)] as const);
+  const sched = schedule();
+  views.forEach(([x1, x2], iter) => {
+    torch.manualSeed(200 + iter);
+    const a = trainStep(ref.model, ref.opt, x1, x2, { iter, lrSchedule: sched });
+    torch.manualSeed(200 + iter);
+    const b = stepper.step(x1, x2, iter, { kappa: iter !== 1 });
+    for (const k of ['kappaRep', 'kappaProj', 'kappaPred'] as const) {
+      assert.ok(Number.isFinite(a[k]) && a[k] > 0, `trainStep ${k} = ${a[k]}`);
+      if (iter === 1) assert.ok(Number.isNaN(b[k]), `step 1 asked for no κ, got ${k} = ${b[k]}`);
+      else assert.ok(Math.abs(b[k] - a[k]) <= 1e-4 * a[k], `step ${iter} ${k}: ${b[k]} vs ${a[k]}`);
+    }
+  });
+  stepper.dispose();
+  torch.dispose(views.flat());
+  ref.model.dispose();
+  gr.model.dispose();
+});
+
 test('GraphedTrainStep refuses what a graph cannot hold', () => {
-  torch.manualSeed(1);
-  const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 1, numHeads: 2 });
-  const model = new MaskedContrastive(backbone, { numChunks: 2, projector: { hiddenDim: 16, outDim: 8 } });
-  const opt = new optim.AdamW(model.onlineParameters());
-  assert.throws(
-    () => new GraphedTrainStep(model, opt, [2, 3, 16, 16], { lrSchedule: schedule() }),
-    /κ monitor reads values back/,
-  );
   assert.throws(
     () => new GraphedTrainStep(build(2).model, build(2).opt, [2, 3, 16, 16], { lrSchedule: schedule(), graph: true }),
-    torch.cuda.graphsAvailable() ? /./ : /no CUDA graphs/,
+    torch.cuda.graphsAvailable() ? /needs the model on a CUDA device \(it is on cpu\)/ : /no CUDA graphs/,
   );
-  model.dispose();
 });
 
 const graphs = torch.cuda.isAvailable() && torch.cuda.graphsAvailable();
@@ -173,5 +202,36 @@ test('on CUDA, masks drawn inside the graph change with every replay (n = 4)', {
   // the same views each step: only new masks (and the updated weights) change the loss
   assert.equal(new Set(losses.slice(1)).size, losses.length - 1, String(losses));
   b.dispose();
+  torch.dispose([x1, x2]);
+});
+
+test('on CUDA, κ is read from the graph after each replay (n = 4)', { skip: !graphs }, () => {
+  torch.manualSeed(4);
+  const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
+  const model = new MaskedContrastive(backbone, {
+    numChunks: 4,
+    projector: { hiddenDim: 32, outDim: 16 },
+    predictor: { hiddenDim: 32 },
+  }).to('cuda');
+  model.train();
+  const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-4 });
+  const b = new GraphedTrainStep(model, opt, [8, 3, 16, 16], { lrSchedule: schedule(), warmup: 1 });
+  assert.equal(b.graphed, true);
+  const x1 = torch.randn([8, 3, 16, 16], { device: 'cuda' });
+  const x2 = torch.randn([8, 3, 16, 16], { device: 'cuda' });
+  const rs = Array.from({ length: 5 }, (_, iter) => b.step(x1, x2, iter));
+  // step 0 is eager (its κ from the eager body), the rest are replays; at lr 1e-4 the weights
+  // barely move, so κ stays near step 0's while the masks drawn inside the graph change it a little
+  for (const k of ['kappaRep', 'kappaProj', 'kappaPred'] as const) {
+    const v = rs.map((r) => r[k]);
+    assert.ok(
+      v.every((x) => Number.isFinite(x) && x > 0),
+      `${k}: ${v}`,
+    );
+    for (const x of v.slice(1)) assert.ok(x > v[0]! / 2 && x < v[0]! * 2, `${k}: replays ${v.slice(1)}, eager ${v[0]}`);
+    assert.ok(new Set(v.slice(1)).size > 1, `${k} is the same on every replay: ${v}`);
+  }
+  b.dispose();
+  model.dispose();
   torch.dispose([x1, x2]);
 });
