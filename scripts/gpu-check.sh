@@ -12,7 +12,10 @@
 #   timings.json        seconds per part; summary.txt: the table printed last
 #
 #   scripts/gpu-check.sh --out DIR [--device cuda|cpu] [--toy] [--data FILE.mmpack|FOLDER]
-#                        [--minutes M] [--skip build,tests,step,data,runs]
+#                        [--minutes M] [--skip build,tests,step,data,runs] [--archive FILE.tar.gz]
+#
+# --archive also packs the results folder into one .tar.gz (without the runs' checkpoints and
+# the toy data), for machines that hand back a few files rather than a folder tree.
 #
 # --device cpu --toy runs every part at toy sizes on the CPU in a minute or two (the test suite
 # does, so the script cannot rot). A part that fails is recorded (timings.json, summary) and the
@@ -22,7 +25,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-out="" device=cuda toy=0 data="" minutes=3 skip=""
+out="" device=cuda toy=0 data="" minutes=3 skip="" archive=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
@@ -31,13 +34,19 @@ while [ $# -gt 0 ]; do
     --data) data="$2"; shift 2 ;;
     --minutes) minutes="$2"; shift 2 ;;
     --skip) skip="$2"; shift 2 ;;
-    *) echo "gpu-check: unknown option $1 (allowed: --out DIR --device cuda|cpu --toy --data PATH --minutes M --skip PARTS)" >&2; exit 2 ;;
+    --archive) archive="$2"; shift 2 ;;
+    *) echo "gpu-check: unknown option $1 (allowed: --out DIR --device cuda|cpu --toy --data PATH --minutes M --skip PARTS --archive FILE)" >&2; exit 2 ;;
   esac
 done
 [ -n "$out" ] || { echo "gpu-check: --out DIR is required" >&2; exit 2; }
 case "$device" in cuda|cpu) ;; *) echo "gpu-check: --device must be cuda or cpu, got '$device'" >&2; exit 2 ;; esac
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+if [ -n "$archive" ]; then
+  mkdir -p "$(dirname "$archive")"
+  archive="$(cd "$(dirname "$archive")" && pwd)/$(basename "$archive")"
+  case "$archive" in "$out"/*) echo "gpu-check: --archive must lie outside --out ($archive)" >&2; exit 2 ;; esac
+fi
 log() { echo "[gpu-check $(date +%H:%M:%S)] $*" >&2; }
 
 # ---- Node and the npm packages ----
@@ -210,5 +219,8 @@ for (const r of lines('first-runs.jsonl')) {
 }
 console.log(out.join('\n'));
 EOF
+if [ -n "$archive" ]; then
+  tar -czf "$archive" --exclude=checkpoint --exclude=toy-data -C "$out" . || { echo "gpu-check: could not write $archive" >&2; failed=1; }
+fi
 cat "$out/summary.txt"
 exit $failed

@@ -22,11 +22,12 @@ const jsonl = (f: string): Record<string, unknown>[] =>
 
 test('gpu-check.sh --device cpu --toy runs every part and writes the results', () => {
   const out = join(tmp, 'results');
-  const r = spawnSync('bash', ['scripts/gpu-check.sh', '--out', out, '--device', 'cpu', '--toy', '--minutes', '0.3'], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 15 * 60_000,
-  });
+  const archive = join(tmp, 'results.tar.gz');
+  const r = spawnSync(
+    'bash',
+    ['scripts/gpu-check.sh', '--out', out, '--device', 'cpu', '--toy', '--minutes', '0.3', '--archive', archive],
+    { cwd: root, encoding: 'utf8', timeout: 15 * 60_000 },
+  );
   assert.equal(r.status, 0, `gpu-check failed:\n${r.stdout}\n${r.stderr.slice(-4000)}`);
 
   const timings = JSON.parse(readFileSync(join(out, 'timings.json'), 'utf8')) as Record<string, { status: string }>;
@@ -67,4 +68,11 @@ test('gpu-check.sh --device cpu --toy runs every part and writes the results', (
   const summary = readFileSync(join(out, 'summary.txt'), 'utf8');
   assert.match(summary, /runs\s+ok/);
   assert.equal(r.stdout.trim(), summary.trim(), 'the table is printed last');
+
+  // the archive holds the figures and reports, not the checkpoints or the toy data
+  const listed = spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' }).stdout.split('\n');
+  for (const f of ['./summary.txt', './bench-step.jsonl', './first-runs.jsonl', './n8/report/kappa.png'])
+    assert.ok(listed.includes(f), `${f} in the archive: ${listed.join(' ')}`);
+  assert.ok(!listed.some((f) => f.includes('/checkpoint') || f.includes('toy-data')), listed.join(' '));
+  assert.ok(existsSync(join(out, 'n8', 'checkpoint')), 'the runs keep their checkpoints in the folder');
 });
