@@ -12,8 +12,12 @@
 #   timings.json        seconds per part; summary.txt: the table printed last
 #
 #   scripts/gpu-check.sh --out DIR [--device cuda|cpu] [--toy] [--data FILE.mmpack|FOLDER]
-#                        [--minutes M] [--skip build,tests,step,data,runs] [--archive FILE.tar.gz]
+#                        [--minutes M] [--deadline T] [--skip build,tests,step,data,runs]
+#                        [--archive FILE.tar.gz]
 #
+# --minutes M is the two CIFAR-10 runs' training time together (default 3); --deadline T caps it
+# so that the whole check ends within about T minutes of its start, whatever the build and the
+# benchmarks took (the runs' probes, kNN at initialisation and reports are reserved apart).
 # --archive also packs the results folder into one .tar.gz (without the runs' checkpoints and
 # the toy data), for machines that hand back a few files rather than a folder tree.
 #
@@ -25,7 +29,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-out="" device=cuda toy=0 data="" minutes=3 skip="" archive=""
+out="" device=cuda toy=0 data="" minutes=3 deadline="" skip="" archive=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
@@ -34,12 +38,16 @@ while [ $# -gt 0 ]; do
     --data) data="$2"; shift 2 ;;
     --minutes) minutes="$2"; shift 2 ;;
     --skip) skip="$2"; shift 2 ;;
+    --deadline) deadline="$2"; shift 2 ;;
     --archive) archive="$2"; shift 2 ;;
-    *) echo "gpu-check: unknown option $1 (allowed: --out DIR --device cuda|cpu --toy --data PATH --minutes M --skip PARTS --archive FILE)" >&2; exit 2 ;;
+    *) echo "gpu-check: unknown option $1 (allowed: --out DIR --device cuda|cpu --toy --data PATH --minutes M --deadline T --skip PARTS --archive FILE)" >&2; exit 2 ;;
   esac
 done
 [ -n "$out" ] || { echo "gpu-check: --out DIR is required" >&2; exit 2; }
 case "$device" in cuda|cpu) ;; *) echo "gpu-check: --device must be cuda or cpu, got '$device'" >&2; exit 2 ;; esac
+for v in "$minutes" ${deadline:+"$deadline"}; do
+  [[ "$v" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "gpu-check: --minutes and --deadline take a number of minutes, got '$v'" >&2; exit 2; }
+done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 if [ -n "$archive" ]; then
@@ -177,9 +185,14 @@ runs() {
       await writeImageFolder(new SyntheticImages({ length: 64, numClasses: 4, size: 16, seed: 2 }), '$d/val', { format: 'jpeg' });" || return 1
   fi
   [ -n "$d" ] || { echo "gpu-check: no CIFAR-10 data (--data, .device/cifar10.mmpack or ../shared/datasets/cifar10)" >&2; return 1; }
-  local extra=()
+  local extra=() m=$minutes
   [ $toy = 1 ] && extra+=(--toy)
-  node scripts/first-runs.mjs "$d" --out "$out" --device "$device" --minutes "$minutes" "${extra[@]}" > /dev/null
+  if [ -n "$deadline" ]; then
+    # what is left before the deadline, less the runs' probes, kNN at init and reports (~100 s)
+    m=$(node -p "Math.min($minutes, Math.max(0.5, ($deadline * 60 - $SECONDS - 100) / 60)).toFixed(2)") || return 1
+    log "runs: $m minutes of training left before the $deadline-minute deadline"
+  fi
+  node scripts/first-runs.mjs "$d" --out "$out" --device "$device" --minutes "$m" "${extra[@]}" > /dev/null
 }
 part runs runs
 

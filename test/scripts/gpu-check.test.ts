@@ -25,7 +25,20 @@ test('gpu-check.sh --device cpu --toy runs every part and writes the results', (
   const archive = join(tmp, 'results.tar.gz');
   const r = spawnSync(
     'bash',
-    ['scripts/gpu-check.sh', '--out', out, '--device', 'cpu', '--toy', '--minutes', '0.3', '--archive', archive],
+    [
+      'scripts/gpu-check.sh',
+      '--out',
+      out,
+      '--device',
+      'cpu',
+      '--toy',
+      '--minutes',
+      '0.3',
+      '--deadline',
+      '30',
+      '--archive',
+      archive,
+    ],
     { cwd: root, encoding: 'utf8', timeout: 15 * 60_000 },
   );
   assert.equal(r.status, 0, `gpu-check failed:\n${r.stdout}\n${r.stderr.slice(-4000)}`);
@@ -68,6 +81,8 @@ test('gpu-check.sh --device cpu --toy runs every part and writes the results', (
   const summary = readFileSync(join(out, 'summary.txt'), 'utf8');
   assert.match(summary, /runs\s+ok/);
   assert.equal(r.stdout.trim(), summary.trim(), 'the table is printed last');
+  // --deadline leaves --minutes as it is when there is time for it
+  assert.match(r.stderr, /runs: 0\.30 minutes of training left before the 30-minute deadline/);
 
   // the archive holds the figures and reports, not the checkpoints or the toy data
   const listed = spawnSync('tar', ['-tzf', archive], { encoding: 'utf8' }).stdout.split('\n');
