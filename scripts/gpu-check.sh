@@ -134,7 +134,7 @@ part build build
 
 # ---- the CUDA tests (and the data and method tests that run on the device) ----
 tests() {
-  local files=(dist/test/torch/cuda.test.js dist/test/data/transforms-cuda.test.js dist/test/ssl/graphed-step.test.js
+  local files=(dist/test/torch/cuda.test.js dist/test/torch/host-sync.test.js dist/test/data/transforms-cuda.test.js dist/test/ssl/graphed-step.test.js
     dist/test/data/device-cache.test.js dist/test/train/device-cache.test.js)
   node --test --test-concurrency=1 --test-reporter=tap "${files[@]}" > "$out/tests.tap" 2>&1
   local rc=$?

@@ -118,7 +118,8 @@ export class GraphedTrainStep {
     let value: number;
     if (!this.graphed || this.steps < (o.warmup ?? 3) + this.firstStep) {
       value = torch.tidy(() => {
-        const { loss, kappa } = this.body();
+        // what the graph will hold: host reads are refused here too, so the CPU proves it capturable
+        const { loss, kappa } = torch.forbidHostSync("GraphedTrainStep's step", () => this.body());
         this.optimizer.zeroGrad();
         if (wantKappa) stats = kappaStats(kappa!);
         return Number(loss.item());

@@ -1,5 +1,6 @@
 // Factory functions: torch.tensor, zeros, ones, arange, rand, ... and their *Like variants.
 import { dtypeCode, type AnyTypedArray, type DType, type Device } from './dtype.js';
+import { checkHostSync } from './host-sync.js';
 import { N } from './native.js';
 import { _wrap, shapeOf, type ShapeArgs, type Tensor } from './tensor.js';
 
@@ -111,6 +112,7 @@ export function tensor(data: Nested | AnyTypedArray, opts: TensorOptions & { sha
     buf = typedFor(flat, srcType);
     if (opts.shape) shape = [...opts.shape];
   }
+  checkHostSync('torch.tensor() (copies host memory; make constants before the step)');
   let t = wrap(N.fromBuffer(buf, dtypeCode(srcType), shape, null));
   const target = opts.dtype ?? srcType;
   if (target !== srcType || (opts.device !== undefined && opts.device !== 'cpu')) {

@@ -3,7 +3,9 @@
 // again with one launch, on the same memory. What makes a step replayable is the caller's
 // business, as in PyTorch: inputs copied into the tensors the capture read, no host
 // synchronisation inside (no item(), no CPU tensors moved to the GPU), and per-step numbers
-// (learning rate, momentum) held in GPU tensors rather than passed as host scalars.
+// (learning rate, momentum) held in GPU tensors rather than passed as host scalars. The capture
+// refuses, by name, the host reads and host copies the library can see (host-sync.ts).
+import { forbidHostSync } from './host-sync.js';
 import { N } from './native.js';
 
 export class CUDAGraph {
@@ -27,7 +29,7 @@ export class CUDAGraph {
     N.cudaGraphCaptureBegin(id);
     let ok = false;
     try {
-      const out = fn();
+      const out = forbidHostSync('a CUDA graph capture', fn);
       if (out instanceof Promise) throw new TypeError('CUDAGraph.capture: fn must be synchronous');
       ok = true;
       return out;

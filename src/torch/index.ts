@@ -18,6 +18,7 @@ export * as autograd from './autograd.js';
 export { manualSeed, initialSeed, getRngState, setRngState } from './random.js';
 export { setNumThreads, getNumThreads, parallelInfo, blasInfo, isReferenceBlas, cuda, buildInfo } from './threads.js';
 export { CUDAGraph } from './cuda-graph.js';
+export { forbidHostSync, hostSyncForbidden } from './host-sync.js';
 export type { BlasInfo } from './threads.js';
 export { autocast, autocastState, choosePrecision, fastBf16, machineBf16Evidence } from './amp.js';
 export type { AutocastDevice, AutocastOptions, Bf16Evidence, Precision } from './amp.js';

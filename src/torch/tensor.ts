@@ -2,6 +2,7 @@
 // Every method is one call into the binding; no tensor math runs in JavaScript.
 import { inspect } from 'node:util';
 import { dtypeCode, dtypeFromCode, type AnyTypedArray, type DType, type Device } from './dtype.js';
+import { checkHostSync, hostSyncForbidden } from './host-sync.js';
 import { N } from './native.js';
 import { release, setTensorClass, track } from './scope.js';
 
@@ -41,6 +42,9 @@ export interface BackwardOptions {
   retainGraph?: boolean;
   createGraph?: boolean;
 }
+
+/** 'cuda' of 'cuda:1', 'cpu' of 'cpu'. */
+const deviceType = (d: string): string => d.split(':')[0]!;
 
 export class Tensor {
   /** @internal slot number in the native table; -1 once disposed. */
@@ -119,6 +123,8 @@ export class Tensor {
     } else {
       o = { ...target, ...opts };
     }
+    if (o.device !== undefined && hostSyncForbidden() && deviceType(o.device) !== deviceType(this.device))
+      checkHostSync(`Tensor.to('${o.device}') from ${this.device} (a copy between host and device memory)`);
     return wrap(
       N.to(
         this.id,
@@ -172,6 +178,7 @@ export class Tensor {
 
   /** A copy of the elements, row-major, on the CPU. float16/bfloat16 come out as Float32Array, bool as Uint8Array. */
   toTypedArray(): AnyTypedArray {
+    checkHostSync('Tensor.toTypedArray() (reads the values back to the host)');
     const d = this.dtype;
     const asF32 = d === 'float16' || d === 'bfloat16';
     const buf = N.toBuffer(this.id, asF32 ? dtypeCode('float32') : null) as ArrayBuffer;
@@ -195,6 +202,7 @@ export class Tensor {
   }
   /** The single element as a JS number (boolean for bool tensors). */
   item(): number | boolean {
+    checkHostSync('Tensor.item() (reads a value back to the host)');
     return N.item(this.id) as number | boolean;
   }
   /** Nested JS arrays of numbers (booleans for bool tensors), like PyTorch's `tolist()`. */
@@ -314,9 +322,11 @@ export class Tensor {
       : wrap(N.maskedFill(this.id, mask.id, value.id));
   }
   maskedSelect(mask: Tensor): Tensor {
+    checkHostSync('Tensor.maskedSelect() (its size depends on the values)');
     return wrap(N.maskedSelect(this.id, mask.id));
   }
   nonzero(): Tensor {
+    checkHostSync('Tensor.nonzero() (its size depends on the values)');
     return wrap(N.nonzero(this.id));
   }
   /**

@@ -143,6 +143,42 @@ test('GraphedTrainStep computes κ as trainStep does, on the steps asked for (n 
   gr.model.dispose();
 });
 
+test('the step body reads nothing back under every method option (run eagerly under forbidHostSync)', () => {
+  const variants: [string, ConstructorParameters<typeof MaskedContrastive>[1], boolean][] = [
+    ['M-MoCo n = 8, κ', { numChunks: 8 }, false],
+    ['MoCo v3 n = 1, BN heads', { numChunks: 1, headNorm: 'bn' }, false],
+    ['M-BYOL n = 4', { method: 'mbyol', numChunks: 4 }, false],
+    ['target chunks m = 2', { numChunks: 4, targetChunks: 2 }, false],
+    ['class-attention blocks', { numChunks: 4, classAttention: true }, false],
+    ['bf16 autocast', { numChunks: 4 }, true],
+  ];
+  for (const [name, options, bf16] of variants) {
+    torch.manualSeed(8);
+    const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
+    const model = new MaskedContrastive(backbone, {
+      projector: { hiddenDim: 32, outDim: 16 },
+      predictor: { hiddenDim: 32 },
+      ...options,
+    });
+    model.train();
+    const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-3 });
+    const stepper = new GraphedTrainStep(model, opt, [4, 3, 16, 16], {
+      lrSchedule: schedule(),
+      ...(bf16 ? { autocast: { device: 'cpu', dtype: 'bfloat16' } as const } : {}),
+    });
+    const x1 = torch.randn(4, 3, 16, 16);
+    const x2 = torch.randn(4, 3, 16, 16);
+    for (let iter = 0; iter < 2; iter++) {
+      const r = stepper.step(x1, x2, iter);
+      assert.ok(Number.isFinite(r.loss), `${name}: step ${iter} loss ${r.loss}`);
+      if (stepper.kappa) assert.ok(r.kappaRep > 0, `${name}: κ ${r.kappaRep}`);
+    }
+    stepper.dispose();
+    model.dispose();
+    torch.dispose([x1, x2]);
+  }
+});
+
 test('GraphedTrainStep refuses what a graph cannot hold', () => {
   assert.throws(
     () => new GraphedTrainStep(build(2).model, build(2).opt, [2, 3, 16, 16], { lrSchedule: schedule(), graph: true }),

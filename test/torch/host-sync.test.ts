@@ -1,0 +1,84 @@
+// forbidHostSync: inside it (a CUDA graph capture, GraphedTrainStep's eager body) every call that
+// would read the device back or copy host memory is refused with an error naming the call and the
+// context; outside it, and after it ends or throws, the same calls work.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as torch from '../../src/torch/index.js';
+
+test('forbidHostSync refuses host reads and host copies by name, and lifts on exit', () => {
+  torch.tidy(() => {
+    const x = torch.arange(0, 6, 1).float();
+    const cases: [string, () => unknown, RegExp][] = [
+      ['item', () => x.sum().item(), /Tensor\.item\(\) \(reads a value back to the host\) inside the test step/],
+      ['toTypedArray', () => x.toTypedArray(), /Tensor\.toTypedArray\(\)/],
+      ['toArray', () => x.toArray(), /Tensor\.toTypedArray\(\)/],
+      ['nonzero', () => x.nonzero(), /Tensor\.nonzero\(\) \(its size depends on the values\)/],
+      ['maskedSelect', () => x.maskedSelect(x.gt(2)), /Tensor\.maskedSelect\(\)/],
+      ['tensor', () => torch.tensor([1, 2, 3]), /torch\.tensor\(\) \(copies host memory/],
+    ];
+    for (const [name, call, message] of cases) {
+      assert.throws(
+        () => torch.forbidHostSync('the test step', call),
+        (e: Error) => message.test(e.message) && /a CUDA graph cannot hold it/.test(e.message),
+        name,
+      );
+    }
+    // device work is allowed, and the guard is gone afterwards, also after a throw
+    const y = torch.forbidHostSync('the test step', () => x.mul(2).add(1).to('cpu'));
+    assert.equal(torch.hostSyncForbidden(), false);
+    assert.deepEqual(y.toArray(), [1, 3, 5, 7, 9, 11]);
+    // nested: the inner context ends, the outer one still refuses
+    torch.forbidHostSync('the outer step', () => {
+      torch.forbidHostSync('the inner step', () => x.add(1));
+      assert.throws(() => x.sum().item(), /inside the outer step/);
+    });
+    assert.equal(x.sum().item(), 15);
+  });
+});
+
+test('a step body that reads a value back is refused by GraphedTrainStep on the CPU too', async () => {
+  const { VisionTransformer } = await import('../../src/models/index.js');
+  const { GraphedTrainStep, MaskedContrastive } = await import('../../src/ssl/index.js');
+  torch.manualSeed(1);
+  const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 1, numHeads: 2 });
+  const model = new MaskedContrastive(backbone, {
+    numChunks: 2,
+    projector: { hiddenDim: 16, outDim: 8 },
+    predictor: { hiddenDim: 16 },
+  });
+  model.train();
+  const opt = new torch.optim.AdamW(model.onlineParameters(), { lr: 1e-3 });
+  const step = new GraphedTrainStep(model, opt, [2, 3, 16, 16], {
+    lrSchedule: new torch.optim.WarmupCosine({ lr: 1e-3, warmupEpochs: 0, epochs: 1, itersPerEpoch: 2 }),
+  });
+  const x = torch.randn(2, 3, 16, 16);
+  assert.ok(Number.isFinite(step.step(x, x, 0).loss));
+  // a forward that logs a number mid-step, as a debugging edit might
+  const forward = model.forward.bind(model);
+  model.forward = (...a: Parameters<typeof forward>) => {
+    const out = forward(...a);
+    void out.loss.item();
+    return out;
+  };
+  assert.throws(
+    () => step.step(x, x, 1),
+    /Tensor\.item\(\) .* inside GraphedTrainStep's step: a CUDA graph cannot hold it/,
+  );
+  step.dispose();
+  model.dispose();
+  x.dispose();
+});
+
+test('on CUDA, a copy to the host inside forbidHostSync is refused', { skip: !torch.cuda.isAvailable() }, () => {
+  const x = torch.ones([3], { device: 'cuda' });
+  assert.throws(
+    () => torch.forbidHostSync('the test step', () => x.to('cpu')),
+    /Tensor\.to\('cpu'\) from cuda:0 \(a copy between host and device memory\) inside the test step/,
+  );
+  assert.throws(
+    () => torch.forbidHostSync('the test step', () => torch.zeros([3]).to('cuda')),
+    /Tensor\.to\('cuda'\) from cpu/,
+  );
+  assert.deepEqual(x.to('cpu').toArray(), [1, 1, 1]);
+  x.dispose();
+});
