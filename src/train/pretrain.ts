@@ -164,9 +164,10 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
   const { resumedFrom } = begin;
   // every rank starts from rank 0's weights; BN heads become SyncBN; keys and gradients are shared
   if (group) model.distribute(group);
-  // one CUDA graph per step (built after the resume: it captures the optimiser's state tensors)
+  // one CUDA graph per step (built after the resume: it captures the optimiser's state tensors),
+  // its input the loader's batch (the whole set when that is smaller than batchSize)
   const graphed = graphStepFor(cfg, world)
-    ? new GraphedTrainStep(model, opt, [cfg.batchSize / world, 3, cfg.imgSize, cfg.imgSize], {
+    ? new GraphedTrainStep(model, opt, [host.batchSize, 3, cfg.imgSize, cfg.imgSize], {
         lrSchedule: sched,
         itersPerEpoch: batches,
         baseMomentum,

@@ -125,6 +125,12 @@ test("cudaGraph 'on' resumes from its checkpoint where an uninterrupted run woul
   });
 });
 
+test("cudaGraph 'on' takes the loader's batch: a training set smaller than batchSize is one batch", async () => {
+  const small = await run('small', { cudaGraph: 'on', batchSize: 100, epochs: 1 });
+  assert.equal(small.steps.length, 1);
+  assert.ok(Number.isFinite(small.steps[0]!.loss));
+});
+
 test("cudaGraph 'on' refuses what a graph cannot hold; 'auto' stays eager on the CPU", async () => {
   await assert.rejects(
     pretrain(config('clip', { cudaGraph: 'on', clipGrad: 1 }), { log: () => undefined }),
