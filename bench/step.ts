@@ -306,8 +306,8 @@ function runOurs(c: StepCase, breakdown: boolean, mode: 'eager' | 'graph' = 'eag
         if (c.device === 'cuda') cuda.synchronize();
         const t1 = now();
         const { loss } = amp ? autocast(amp, () => model.forward(x1, x2, 1)) : model.forward(x1, x2, 1);
-        const t2 = now();
         if (c.device === 'cuda') cuda.synchronize();
+        const t2 = now();
         opt.zeroGrad();
         loss.backward();
         if (c.device === 'cuda') cuda.synchronize();

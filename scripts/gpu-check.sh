@@ -160,7 +160,8 @@ part tests tests
 step_bench() {
   local extra=()
   [ $toy = 1 ] && extra+=(--toy)
-  node dist/bench/run.js step --device "$device" --compile "${extra[@]}" > "$out/bench-step.jsonl"
+  # --breakdown: our eager step phase by phase beside PyTorch's (where the time goes, if a goal is missed)
+  node dist/bench/run.js step --device "$device" --compile --breakdown "${extra[@]}" > "$out/bench-step.jsonl"
 }
 part step step_bench
 
@@ -214,6 +215,7 @@ const dir = process.argv[2];
 const lines = (f) =>
   existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) : [];
 const t = JSON.parse(readFileSync(join(dir, 'timings.json'), 'utf8'));
+const phases = (b) => ['ema', 'forward', 'backward', 'optimizer'].map((k) => b[k]).join('/');
 const out = [];
 out.push('part     status        seconds');
 for (const [k, v] of Object.entries(t)) out.push(`${k.padEnd(8)} ${String(v.status).padEnd(13)} ${v.seconds}`);
@@ -223,6 +225,8 @@ for (const r of [...lines('bench-step.jsonl'), ...lines('bench-data.jsonl')]) {
   const extra = [
     r.oursTflops !== undefined ? `${r.oursTflops} TFLOP/s (${Math.round(100 * r.oursOfPeak)}% of peak)` : '',
     r.torchCompiled !== undefined ? `compiled ${r.torchCompiled} (${r.torchCompileS} s to compile)` : '',
+    r.oursGraph !== undefined ? `ours eager ${r.oursEager}, graph ${r.oursGraph}` : '',
+    r.oursBreakdownMs && r.torchBreakdownMs ? `ms ema/fwd/bwd/opt: ours ${phases(r.oursBreakdownMs)}, torch ${phases(r.torchBreakdownMs)}` : '',
   ].filter(Boolean).join('; ');
   const ratio = Number.isFinite(r.ours / r.torch) ? (r.ours / r.torch).toFixed(2) + 'x' : '';
   out.push(`${r.case} | ${r.ours} | ${r.torch} | ${r.unit} | ${ratio} | ${extra}`);
