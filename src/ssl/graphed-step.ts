@@ -138,7 +138,7 @@ export class GraphedTrainStep {
   /** EMA, forward, loss, backward and AdamW on the step's own tensors; returns the loss (and κ's inputs). */
   private body(): { loss: Tensor; kappa: KappaInputs | undefined } {
     const amp = this.o.autocast;
-    const fwd = () => this.model.forward(this.x1, this.x2, this.momentum, { kappaInputs: this.kappa });
+    const fwd = () => this.model.forward(this.x1, this.x2, this.momentum, { kappa: this.kappa ? 'inputs' : 'none' });
     const { loss, kappaInputs } = amp ? torch.autocast(amp, fwd) : fwd();
     loss.backward();
     this.optimizer.paramGroups.forEach((g, i) => {

@@ -88,9 +88,9 @@ export interface MethodStats {
 export interface MethodOutput {
   /** The symmetrised loss (a 0-dim tensor with a graph to the online parameters). */
   loss: Tensor;
-  /** NaN when n = 1 (κ needs ≥ 2 samples per image), with `monitorKappa: false` or `kappaInputs`. */
+  /** NaN when n = 1 (κ needs ≥ 2 samples per image) or unless `kappa` is 'stats'. */
   stats: MethodStats;
-  /** With `kappaInputs: true` and n > 1: the rows κ is computed from. */
+  /** With `kappa: 'inputs'` and n > 1: the rows κ is computed from. */
   kappaInputs?: KappaInputs;
 }
 
@@ -112,11 +112,12 @@ export interface ForwardMasks {
 
 export interface ForwardOptions extends ForwardMasks {
   /**
-   * Return the κ monitor's inputs (`kappaInputs`, detached) instead of computing κ: nothing is
-   * read back to the host, so the forward can run inside a CUDA graph and κ be computed from
-   * the graph's outputs after a replay (`kappaStats`). n > 1 only.
+   * What forward does about κ (n > 1 only): 'stats' computes it (host syncs; the default with
+   * `monitorKappa`), 'inputs' returns its detached rows as `kappaInputs` for `kappaStats` later
+   * (nothing read back, so the forward can run inside a CUDA graph or κ wait until the step is
+   * done), 'none' skips it (the default without `monitorKappa`).
    */
-  kappaInputs?: boolean;
+  kappa?: 'stats' | 'inputs' | 'none';
 }
 
 /** What the κ monitor reads: the n chunk rows of every image of both views, image-major. */
@@ -356,10 +357,10 @@ export class MaskedContrastive extends nn.Module {
     }
     this.updateMomentumEncoder(momentum);
     const n = this.numChunks;
-    const kappa = n > 1 && (o.kappaInputs || this.monitorKappa);
+    const kappa = n > 1 ? (o.kappa ?? (this.monitorKappa ? 'stats' : 'none')) : 'none';
     return torch.tidy(() => {
-      const o1 = this.online(x1, o.online?.[0], kappa);
-      const o2 = this.online(x2, o.online?.[1], kappa);
+      const o1 = this.online(x1, o.online?.[0], kappa !== 'none');
+      const o2 = this.online(x2, o.online?.[1], kappa !== 'none');
       const k1 = this.key(x1, o.target?.[0]);
       const k2 = this.key(x2, o.target?.[1]);
       // the loss in float32 even under autocast (bf16 logits would round the softmax's inputs)
@@ -378,14 +379,14 @@ export class MaskedContrastive extends nn.Module {
         return symmetricInfoNCE(q1, q2, a1, a2, this.temperature, banks);
       });
       const none: MethodStats = { kappaRep: NaN, kappaProj: NaN, kappaPred: NaN };
-      if (!kappa) return { loss, stats: none };
+      if (kappa === 'none') return { loss, stats: none };
       const inputs: KappaInputs = torch.noGrad(() => ({
         rep: torch.cat([o1.rep!, o2.rep!], 0).detach(),
         z: torch.cat([o1.z, o2.z], 0).detach(),
         q: torch.cat([o1.q, o2.q], 0).detach(),
         rowsPerImage: n,
       }));
-      return o.kappaInputs ? { loss, stats: none, kappaInputs: inputs } : { loss, stats: kappaStats(inputs) };
+      return kappa === 'inputs' ? { loss, stats: none, kappaInputs: inputs } : { loss, stats: kappaStats(inputs) };
     });
   }
 }
@@ -410,6 +411,11 @@ export interface TrainStepOptions {
   autocast?: torch.AutocastOptions | null;
   /** Explicit masks (tests, equivalence checks); default: drawn with `chunkMask`. */
   masks?: ForwardMasks;
+  /**
+   * Compute κ when the model monitors it (default true). It is read after the optimiser step,
+   * so its host syncs never stall the step; pass false on steps whose κ nobody reads.
+   */
+  kappa?: boolean;
 }
 
 export interface TrainStepResult extends MethodStats {
@@ -438,10 +444,11 @@ export function trainStep(
     o.epochs ?? o.lrSchedule.epochs,
     o.baseMomentum ?? DEFAULT_BASE_MOMENTUM[model.method],
   );
+  const kappa = o.kappa !== false && model.monitorKappa ? 'inputs' : 'none';
   return torch.tidy(() => {
     const amp = o.autocast;
-    const fwd = (): MethodOutput => model.forward(x1, x2, momentum, o.masks);
-    const { loss, stats } = amp ? torch.autocast(amp, fwd) : fwd();
+    const fwd = (): MethodOutput => model.forward(x1, x2, momentum, { ...o.masks, kappa });
+    const { loss, stats, kappaInputs } = amp ? torch.autocast(amp, fwd) : fwd();
     optimizer.zeroGrad();
     loss.backward();
     // data-parallel: gradients averaged over the ranks before clipping and the step (DDP)
@@ -449,6 +456,6 @@ export function trainStep(
     if (o.clipGradNorm !== undefined) optim.clipGradNorm(optimizer.params(), o.clipGradNorm);
     optimizer.step();
     optimizer.zeroGrad();
-    return { loss: Number(loss.item()), lr, momentum, ...stats };
+    return { loss: Number(loss.item()), lr, momentum, ...(kappaInputs ? kappaStats(kappaInputs) : stats) };
   });
 }

@@ -82,7 +82,12 @@ const RUN = {
     min: 1,
     doc: 'cut every epoch to this many steps (quick runs; the schedules follow the cut epoch)',
   },
-  logEvery: { type: 'int', default: 1, min: 1, doc: 'write a step line to metrics.jsonl every this many steps' },
+  logEvery: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    doc: 'write a step line (loss, lr, κ) to metrics.jsonl every this many steps; κ is computed only for those',
+  },
 } as const satisfies Schema;
 
 /** The arithmetic of the training commands (pretrain, linprobe, finetune). */

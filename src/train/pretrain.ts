@@ -208,9 +208,11 @@ export async function pretrain(cfg: PretrainConfig, hooks: PretrainHooks = {}): 
       const r = torch.tidy(() => {
         const x = toDevice(batch.images, cfg.device);
         const { view1, view2 } = aug.forward(x);
-        // κ costs host syncs: the graphed step computes it only for the steps that are logged
-        if (graphed) return graphed.step(view1, view2, at.step, { kappa: at.step % cfg.logEvery === 0 });
+        // κ costs host syncs: computed only for the steps that are logged
+        const kappa = at.step % cfg.logEvery === 0;
+        if (graphed) return graphed.step(view1, view2, at.step, { kappa });
         return trainStep(model, opt, view1, view2, {
+          kappa,
           iter: at.step,
           itersPerEpoch: batches,
           lrSchedule: sched,

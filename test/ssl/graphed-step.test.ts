@@ -10,22 +10,35 @@ import { optim, type Tensor } from '../../src/torch/index.js';
 import { VisionTransformer } from '../../src/models/index.js';
 import { GraphedTrainStep, MaskedContrastive, trainStep } from '../../src/ssl/index.js';
 
-function build(n: number, device: torch.Device = 'cpu'): { model: MaskedContrastive; opt: optim.AdamW } {
-  torch.manualSeed(11);
+/** A 2-block ViT at 16 px with narrow heads (κ monitored unless the options say otherwise). */
+function tiny(
+  options: ConstructorParameters<typeof MaskedContrastive>[1],
+  o: { seed?: number; device?: torch.Device; adamw?: ConstructorParameters<typeof optim.AdamW>[1] } = {},
+): { model: MaskedContrastive; opt: optim.AdamW } {
+  torch.manualSeed(o.seed ?? 8);
   const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
   const model = new MaskedContrastive(backbone, {
-    method: 'mmoco',
-    numChunks: n,
-    temperature: 0.2,
-    headNorm: 'bn',
-    projector: { numLayers: 3, hiddenDim: 48, outDim: 16 },
-    predictor: { numLayers: 2, hiddenDim: 48 },
-    monitorKappa: false,
-  }).to(device);
+    projector: { hiddenDim: 32, outDim: 16 },
+    predictor: { hiddenDim: 32 },
+    ...options,
+  }).to(o.device ?? 'cpu');
   model.train();
-  const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1 });
-  return { model, opt };
+  return { model, opt: new optim.AdamW(model.onlineParameters(), o.adamw ?? { lr: 1e-3 }) };
 }
+
+/** The comparisons' model: MoCo v3's BN heads, no κ, AdamW with weight decay. */
+const build = (n: number, device: torch.Device = 'cpu') =>
+  tiny(
+    {
+      numChunks: n,
+      temperature: 0.2,
+      headNorm: 'bn',
+      projector: { numLayers: 3, hiddenDim: 48, outDim: 16 },
+      predictor: { numLayers: 2, hiddenDim: 48 },
+      monitorKappa: false,
+    },
+    { seed: 11, device, adamw: { lr: 1e-3, betas: [0.9, 0.95], weightDecay: 0.1 } },
+  );
 
 const schedule = (): optim.WarmupCosine =>
   new optim.WarmupCosine({ lr: 2e-3, warmupEpochs: 1, epochs: 4, itersPerEpoch: 3 });
@@ -106,18 +119,7 @@ test('GraphedTrainStep without a graph follows trainStep step for step (n = 4, C
 });
 
 test('GraphedTrainStep computes κ as trainStep does, on the steps asked for (n = 4, CPU)', () => {
-  const withKappa = (): { model: MaskedContrastive; opt: optim.AdamW } => {
-    torch.manualSeed(3);
-    const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
-    const model = new MaskedContrastive(backbone, {
-      numChunks: 4,
-      headNorm: 'ln',
-      projector: { hiddenDim: 32, outDim: 16 },
-      predictor: { hiddenDim: 32 },
-    });
-    model.train();
-    return { model, opt: new optim.AdamW(model.onlineParameters(), { lr: 1e-3 }) };
-  };
+  const withKappa = () => tiny({ numChunks: 4, headNorm: 'ln' }, { seed: 3 });
   const ref = withKappa();
   const gr = withKappa();
   assert.equal(gr.model.monitorKappa, true);
@@ -153,15 +155,7 @@ test('the step body reads nothing back under every method option (run eagerly un
     ['bf16 autocast', { numChunks: 4 }, true],
   ];
   for (const [name, options, bf16] of variants) {
-    torch.manualSeed(8);
-    const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
-    const model = new MaskedContrastive(backbone, {
-      projector: { hiddenDim: 32, outDim: 16 },
-      predictor: { hiddenDim: 32 },
-      ...options,
-    });
-    model.train();
-    const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-3 });
+    const { model, opt } = tiny(options);
     const stepper = new GraphedTrainStep(model, opt, [4, 3, 16, 16], {
       lrSchedule: schedule(),
       ...(bf16 ? { autocast: { device: 'cpu', dtype: 'bfloat16' } as const } : {}),
@@ -177,6 +171,27 @@ test('the step body reads nothing back under every method option (run eagerly un
     model.dispose();
     torch.dispose([x1, x2]);
   }
+});
+
+test('a step body that reads a value back is refused by name, on the CPU too', () => {
+  const { model, opt } = tiny({ numChunks: 2 });
+  const step = new GraphedTrainStep(model, opt, [2, 3, 16, 16], { lrSchedule: schedule() });
+  const x = torch.randn(2, 3, 16, 16);
+  assert.ok(Number.isFinite(step.step(x, x, 0).loss));
+  // a forward that logs a number mid-step, as a debugging edit might
+  const forward = model.forward.bind(model);
+  model.forward = (...a: Parameters<typeof forward>) => {
+    const out = forward(...a);
+    void out.loss.item();
+    return out;
+  };
+  assert.throws(
+    () => step.step(x, x, 1),
+    /Tensor\.item\(\) .* inside GraphedTrainStep's step: a CUDA graph cannot hold it/,
+  );
+  step.dispose();
+  model.dispose();
+  x.dispose();
 });
 
 test('GraphedTrainStep refuses what a graph cannot hold', () => {
@@ -242,15 +257,7 @@ test('on CUDA, masks drawn inside the graph change with every replay (n = 4)', {
 });
 
 test('on CUDA, κ is read from the graph after each replay (n = 4)', { skip: !graphs }, () => {
-  torch.manualSeed(4);
-  const backbone = new VisionTransformer({ imgSize: 16, patchSize: 4, embedDim: 32, depth: 2, numHeads: 2 });
-  const model = new MaskedContrastive(backbone, {
-    numChunks: 4,
-    projector: { hiddenDim: 32, outDim: 16 },
-    predictor: { hiddenDim: 32 },
-  }).to('cuda');
-  model.train();
-  const opt = new optim.AdamW(model.onlineParameters(), { lr: 1e-4 });
+  const { model, opt } = tiny({ numChunks: 4 }, { seed: 4, device: 'cuda', adamw: { lr: 1e-4 } });
   const b = new GraphedTrainStep(model, opt, [8, 3, 16, 16], { lrSchedule: schedule(), warmup: 1 });
   assert.equal(b.graphed, true);
   const x1 = torch.randn([8, 3, 16, 16], { device: 'cuda' });

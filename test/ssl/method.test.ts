@@ -356,6 +356,32 @@ for (const o of [
   });
 }
 
+test("trainStep: κ is its forward's (read after the optimiser step), and none with kappa: false", () => {
+  const make = (): MaskedContrastive => {
+    torch.manualSeed(7);
+    const m = tinyModel({ numChunks: 2 });
+    m.train();
+    return m;
+  };
+  const [x1, x2] = views(12);
+  const a = make();
+  const b = make();
+  const sched = new optim.WarmupCosine({ lr: 1e-2, warmupEpochs: 0, epochs: 100, itersPerEpoch: 1 });
+  torch.manualSeed(30); // the masks: the same draws on both sides
+  const want = torch.tidy(() => a.forward(x1, x2, optim.cosineMomentum(0, 100, 0.99)).stats);
+  const opt = new optim.AdamW(b.onlineParameters(), { lr: 1e-2 });
+  torch.manualSeed(30);
+  const r = trainStep(b, opt, x1, x2, { iter: 0, lrSchedule: sched });
+  for (const k of ['kappaRep', 'kappaProj', 'kappaPred'] as const) {
+    assert.ok(Number.isFinite(want[k]) && Math.abs(r[k] - want[k]) <= 1e-6 * want[k], `${k}: ${r[k]} vs ${want[k]}`);
+  }
+  const skip = trainStep(b, opt, x1, x2, { iter: 1, lrSchedule: sched, kappa: false });
+  assert.ok(Number.isFinite(skip.loss));
+  assert.ok(Number.isNaN(skip.kappaRep) && Number.isNaN(skip.kappaProj) && Number.isNaN(skip.kappaPred));
+  a.dispose();
+  b.dispose();
+});
+
 test('trainStep: lr and momentum from the schedules, the loss goes down on a fixed batch, no leaks', () => {
   torch.manualSeed(7);
   const model = tinyModel({ numChunks: 2 });

@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { writeImageFolder, SyntheticImages } from '../../src/data/synthetic.js';
 import { resolveConfig } from '../../src/train/config.js';
 import { pretrain, type StepInfo } from '../../src/train/pretrain.js';
+import { TOY_PRETRAIN } from './fixture.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mmoco-devcache-run-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -23,21 +24,7 @@ test('pretrain with deviceCache on matches the loader step for step', async () =
       flags: {
         data,
         out: join(tmp, `run-${deviceCache}`),
-        model: 'vit_tiny',
-        depth: 2,
-        embedDim: 32,
-        numHeads: 2,
-        imgSize: 16,
-        patchSize: 4,
-        numChunks: 4,
-        batchSize: 16,
-        projHiddenDim: 32,
-        predHiddenDim: 32,
-        projOutDim: 16,
-        epochs: 2,
-        warmupEpochs: 0,
-        threads: 1,
-        knnEvery: 0,
+        ...TOY_PRETRAIN,
         deviceCache,
       },
     });

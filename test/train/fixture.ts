@@ -63,3 +63,22 @@ export function memorySource(images: Tensor, labels: Tensor, size: number): Batc
     },
   };
 }
+
+/** A pre-training run small enough for a test: a 2-block 32-wide ViT at 16 px, narrow heads, 2 epochs. */
+export const TOY_PRETRAIN = {
+  model: 'vit_tiny',
+  depth: 2,
+  embedDim: 32,
+  numHeads: 2,
+  imgSize: 16,
+  patchSize: 4,
+  numChunks: 4,
+  batchSize: 16,
+  projHiddenDim: 32,
+  predHiddenDim: 32,
+  projOutDim: 16,
+  epochs: 2,
+  warmupEpochs: 0,
+  threads: 1,
+  knnEvery: 0,
+} as const;
