@@ -29,7 +29,6 @@
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "cflags_cc": [
-        "-std=c++17",
         "-fexceptions",
         "-frtti",
         "-O2",

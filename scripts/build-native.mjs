@@ -32,6 +32,24 @@ const sources = readdirSync(join(root, 'native/src'), { recursive: true, withFil
   .sort();
 const sourceHash = hash(sources, '');
 
+// --syntax-only: every source checked against the headers of $LIBTORCH (or the system's), with
+// the build's flags; nothing is linked or written, so a headers-only libtorch is enough (how the
+// addon is kept compiling against other PyTorch versions than the one installed: docs/gpu.md).
+if (process.argv.includes('--syntax-only')) {
+  const where = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), 'describe'], { encoding: 'utf8' });
+  console.error(`mmoco: checking the native sources against ${where.stdout.trim() || where.stderr.trim()}`);
+  try {
+    const flags = directFlags();
+    const failed = await compileEach((_, src) => [...flags, '-fsyntax-only', src]);
+    if (failed.length) throw new Error(`${failed.join(', ')} did not compile`);
+  } catch (e) {
+    console.error(`mmoco: syntax check failed: ${e.message}`);
+    process.exit(1);
+  }
+  console.error('mmoco: every native source compiles');
+  process.exit(0);
+}
+
 // One build at a time in this folder: concurrent makes in build/ would corrupt each other.
 const lock = join(root, 'build/.lock');
 mkdirSync(join(root, 'build'), { recursive: true });
@@ -86,45 +104,63 @@ if (r.status !== 0) {
 }
 writeFileSync(stampFile, JSON.stringify({ config: configHash, sources: sourceHash }));
 
-// binding.gyp's build without node-gyp: every source compiled (one compiler per core at a
-// time), then linked into build/Release/mmoco_native.node.
-async function directBuild() {
-  const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets[0];
-  const q = (what) => {
-    const r = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), what], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`libtorch.mjs ${what}: ${r.stderr}`);
-    return r.stdout.trim().split(/\s+/).filter(Boolean);
-  };
+// binding.gyp's flags for a direct compiler call.
+function directFlags() {
+  const q = (what) => libtorchQuery(what);
   const nodeInclude = join(dirname(process.execPath), '..', 'include/node');
-  const cxx = process.env.CXX || 'g++';
-  const flags = [
-    '-std=c++17', '-fPIC', '-pthread', '-O2', '-fexceptions', '-frtti', '-fno-math-errno',
+  return [
+    '-fPIC', '-pthread', '-O2', '-fexceptions', '-frtti', '-fno-math-errno',
     '-Wno-unused-parameter', '-Wno-deprecated-declarations', '-DBUILDING_NODE_EXTENSION',
-    ...gyp.defines.map((d) => `-D${d}`), ...q('cflags'),
+    ...gypTarget().defines.map((d) => `-D${d}`), ...q('cflags'),
     `-I${join(root, 'node_modules/node-addon-api')}`, `-I${nodeInclude}`, ...q('include').map((d) => `-I${d}`),
   ]; // prettier-ignore
-  const objDir = join(root, 'build/direct');
-  mkdirSync(objDir, { recursive: true });
-  mkdirSync(dirname(out), { recursive: true });
-  console.error(`mmoco: building the native addon directly with ${cxx} (no make here)`);
-  const objs = gyp.sources.map((s) => join(objDir, s.replace(/\//g, '_').replace(/\.cc$/, '.o')));
+}
+
+function gypTarget() {
+  return JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets[0];
+}
+
+function libtorchQuery(what) {
+  const r = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), what], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`libtorch.mjs ${what}: ${r.stderr}`);
+  return r.stdout.trim().split(/\s+/).filter(Boolean);
+}
+
+// Runs the compiler once per source (one per core at a time); the sources that failed.
+async function compileEach(argsFor) {
+  const cxx = process.env.CXX || 'g++';
+  const srcs = gypTarget().sources;
   const compile = (k) =>
     new Promise((resolve) => {
-      const child = spawn(cxx, [...flags, '-c', join(root, gyp.sources[k]), '-o', objs[k]], { stdio: 'inherit' });
-      child.on('exit', (code) => resolve(code === 0 ? null : gyp.sources[k]));
-      child.on('error', (e) => resolve(`${gyp.sources[k]} (${e.message})`));
+      const child = spawn(cxx, argsFor(k, join(root, srcs[k])), { stdio: 'inherit' });
+      child.on('exit', (code) => resolve(code === 0 ? null : srcs[k]));
+      child.on('error', (e) => resolve(`${srcs[k]} (${e.message})`));
     });
   let next = 0;
   const failed = [];
   const worker = async () => {
-    while (next < objs.length) {
+    while (next < srcs.length) {
       const bad = await compile(next++);
       if (bad) failed.push(bad);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, cpus().length) }, worker));
+  return failed;
+}
+
+// binding.gyp's build without node-gyp: every source compiled, then linked into
+// build/Release/mmoco_native.node.
+async function directBuild() {
+  const cxx = process.env.CXX || 'g++';
+  const flags = directFlags();
+  const objDir = join(root, 'build/direct');
+  mkdirSync(objDir, { recursive: true });
+  mkdirSync(dirname(out), { recursive: true });
+  console.error(`mmoco: building the native addon directly with ${cxx} (no make here)`);
+  const objs = gypTarget().sources.map((s) => join(objDir, s.replace(/\//g, '_').replace(/\.cc$/, '.o')));
+  const failed = await compileEach((k, src) => [...flags, '-c', src, '-o', objs[k]]);
   if (failed.length) throw new Error(`compiling ${failed.join(', ')} failed`);
-  const libs = gyp.libraries.flatMap((l) => (l.startsWith('<!@') ? q('libs') : [l]));
+  const libs = gypTarget().libraries.flatMap((l) => (l.startsWith('<!@') ? libtorchQuery('libs') : [l]));
   const r = spawnSync(cxx, ['-shared', '-pthread', '-o', out, ...objs, ...libs], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('linking the native addon failed');
 }

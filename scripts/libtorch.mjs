@@ -70,6 +70,20 @@ function cxx11Abi(lt) {
   return '1';
 }
 
+// The C++ standard the headers ask for: ATen.h refuses compilers below its `__cplusplus` floor
+// (2.14's refuse C++17; 2.11's and older take it, 1.13 included).
+const STANDARDS = { 201703: 'c++17', 202002: 'c++20', 202302: 'c++23' };
+function cxxStandard(lt) {
+  const aten = lt.include.map((d) => join(d, 'ATen/ATen.h')).find((f) => existsSync(f));
+  const floors = aten
+    ? [...readFileSync(aten, 'utf8').matchAll(/__cplusplus\s*<\s*(\d+)L/g)].map((m) => Number(m[1]))
+    : [];
+  const floor = Math.max(201703, ...floors);
+  const std = STANDARDS[floor];
+  if (!std) throw new Error(`${aten} asks for C++ with __cplusplus >= ${floor}, which this build does not know`);
+  return std;
+}
+
 function hasCuda(lt) {
   return existsSync(join(lt.lib, 'libtorch_cuda.so'));
 }
@@ -120,7 +134,7 @@ function fusedAdamwTensorLr(lt) {
   const r = spawnSync(
     process.env.CXX || 'g++',
     [
-      '-std=c++17',
+      `-std=${cxxStandard(lt)}`,
       '-fsyntax-only',
       `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`,
       ...lt.include.map((d) => `-I${d}`),
@@ -163,6 +177,7 @@ if (what) {
     case 'cflags':
       console.log(
         [
+          `-std=${cxxStandard(lt)}`,
           `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(lt)}`,
           `-DMMOCO_WITH_CUDA=${hasCuda(lt) ? 1 : 0}`,
           `-DMMOCO_CUDA_HEADERS=${cudaInclude(lt) ? 1 : 0}`,
@@ -180,6 +195,7 @@ if (what) {
           cudaHeaders: cudaInclude(lt),
           nccl: ncclIncludes(lt) !== null,
           cxx11Abi: cxx11Abi(lt),
+          std: cxxStandard(lt),
           libs: readdirSync(lt.lib).filter((f) => /^lib(torch|c10).*\.so$/.test(f)),
         }),
       );
