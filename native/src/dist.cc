@@ -18,7 +18,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <type_traits>
 
 #include "common.h"
 
@@ -30,6 +32,22 @@ using PG = c10d::Backend;
 #else
 using PG = c10d::ProcessGroup;
 #endif
+
+// 2.x's TCPStoreOptions has `useLibUV` (default true: the libuv server), which a libtorch built
+// without libuv refuses (Debian's); older ones have no such field and one server.
+template <typename O, typename = void>
+struct HasUseLibUV : std::false_type {};
+template <typename O>
+struct HasUseLibUV<O, std::void_t<decltype(std::declval<O&>().useLibUV)>> : std::true_type {};
+template <typename O>
+bool SetUseLibUV(O& o, bool v) {
+  if constexpr (HasUseLibUV<O>::value) {
+    o.useLibUV = v;
+    return true;
+  } else {
+    return false;
+  }
+}
 
 struct Group {
   c10::intrusive_ptr<c10d::Store> store;
@@ -93,6 +111,9 @@ OP(distInit, "") {
   so.numWorkers = static_cast<std::size_t>(size);
   so.waitWorkers = true;
   so.timeout = timeout;
+  // the libuv server unless USE_LIBUV=0 (PyTorch's switch) or this libtorch lacks it
+  const char* uvEnv = std::getenv("USE_LIBUV");
+  bool libuv = SetUseLibUV(so, !(uvEnv && std::string(uvEnv) == "0"));
   // A signal (a profiler's SIGPROF, say) can interrupt a client's connect; libtorch 1.13 gives
   // up with EINTR, so clients try again until the timeout
   c10::intrusive_ptr<c10d::TCPStore> tcp;
@@ -102,7 +123,13 @@ OP(distInit, "") {
       tcp = c10::make_intrusive<c10d::TCPStore>(addr, so);
       break;
     } catch (const std::exception& e) {
-      bool eintr = std::string(e.what()).find("Interrupted system call") != std::string::npos;
+      std::string what = e.what();
+      if (libuv && what.find("built without libuv") != std::string::npos) {
+        libuv = false;
+        SetUseLibUV(so, false);
+        continue;
+      }
+      bool eintr = what.find("Interrupted system call") != std::string::npos;
       if (so.isServer || !eintr || std::chrono::steady_clock::now() >= deadline) throw;
     }
   }
