@@ -31,13 +31,13 @@ const sources = readdirSync(join(root, 'native/src'), { recursive: true, withFil
   )
   .sort();
 const sourceHash = hash(sources, '');
+const cxx = process.env.CXX || 'g++';
 
 // --syntax-only: every source checked against the headers of $LIBTORCH (or the system's), with
 // the build's flags; nothing is linked or written, so a headers-only libtorch is enough (how the
 // addon is kept compiling against other PyTorch versions than the one installed: docs/gpu.md).
 if (process.argv.includes('--syntax-only')) {
-  const where = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), 'describe'], { encoding: 'utf8' });
-  console.error(`mmoco: checking the native sources against ${where.stdout.trim() || where.stderr.trim()}`);
+  console.error(`mmoco: checking the native sources against ${describeLibtorch()}`);
   try {
     const flags = directFlags();
     const failed = await compileEach((_, src) => [...flags, '-fsyntax-only', src]);
@@ -93,10 +93,7 @@ const prefix = join(dirname(process.execPath), '..');
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include/node/node_api.h'))) {
   args.push(`--nodedir=${prefix}`);
 }
-const where = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), 'describe']);
-console.error(
-  `mmoco: building the native addon against ${where.stdout.toString().trim() || where.stderr.toString().trim()}`,
-);
+console.error(`mmoco: building the native addon against ${describeLibtorch()}`);
 const r = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 if (r.status !== 0) {
   console.error('mmoco: native build failed (see above). Is libtorch installed? Run scripts/setup.sh or set LIBTORCH.');
@@ -106,18 +103,23 @@ writeFileSync(stampFile, JSON.stringify({ config: configHash, sources: sourceHas
 
 // binding.gyp's flags for a direct compiler call.
 function directFlags() {
-  const q = (what) => libtorchQuery(what);
   const nodeInclude = join(dirname(process.execPath), '..', 'include/node');
   return [
     '-fPIC', '-pthread', '-O2', '-fexceptions', '-frtti', '-fno-math-errno',
     '-Wno-unused-parameter', '-Wno-deprecated-declarations', '-DBUILDING_NODE_EXTENSION',
-    ...gypTarget().defines.map((d) => `-D${d}`), ...q('cflags'),
-    `-I${join(root, 'node_modules/node-addon-api')}`, `-I${nodeInclude}`, ...q('include').map((d) => `-I${d}`),
+    ...gypTarget().defines.map((d) => `-D${d}`), ...libtorchQuery('cflags'),
+    `-I${join(root, 'node_modules/node-addon-api')}`, `-I${nodeInclude}`, ...libtorchQuery('include').map((d) => `-I${d}`),
   ]; // prettier-ignore
 }
 
 function gypTarget() {
   return JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets[0];
+}
+
+// What libtorch.mjs found (its JSON line), or why it found none.
+function describeLibtorch() {
+  const r = spawnSync(process.execPath, [join(root, 'scripts/libtorch.mjs'), 'describe'], { encoding: 'utf8' });
+  return r.stdout.trim() || r.stderr.trim();
 }
 
 function libtorchQuery(what) {
@@ -128,7 +130,6 @@ function libtorchQuery(what) {
 
 // Runs the compiler once per source (one per core at a time); the sources that failed.
 async function compileEach(argsFor) {
-  const cxx = process.env.CXX || 'g++';
   const srcs = gypTarget().sources;
   const compile = (k) =>
     new Promise((resolve) => {
@@ -151,7 +152,6 @@ async function compileEach(argsFor) {
 // binding.gyp's build without node-gyp: every source compiled, then linked into
 // build/Release/mmoco_native.node.
 async function directBuild() {
-  const cxx = process.env.CXX || 'g++';
   const flags = directFlags();
   const objDir = join(root, 'build/direct');
   mkdirSync(objDir, { recursive: true });

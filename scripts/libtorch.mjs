@@ -165,7 +165,7 @@ function libs(lt) {
 }
 
 const what = process.argv[2];
-if (what) {
+function query(what) {
   const lt = findLibtorch();
   switch (what) {
     case 'include':
@@ -203,5 +203,15 @@ if (what) {
     default:
       console.error(`unknown query ${what}: use include | libs | cflags | describe`);
       process.exit(2);
+  }
+}
+
+// a missing or odd libtorch is reported by its message, not a stack trace
+if (what) {
+  try {
+    query(what);
+  } catch (e) {
+    console.error(`mmoco: ${e.message}`);
+    process.exit(1);
   }
 }

@@ -3,7 +3,7 @@
 // headers-only tree asking for C++20, a pip 2.5 torch/ folder built with the old ABI).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
@@ -81,4 +81,18 @@ test('an unknown C++ standard and a folder that is not libtorch are refused by n
   const e = query('describe', empty);
   assert.notEqual(e.status, 0);
   assert.match(e.err, /does not look like libtorch: expected include\/ATen\/ATen\.h/);
+});
+
+test('binding.gyp leaves the C++ standard to the locator (a fixed -std would override it)', () => {
+  const gyp = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')) as {
+    targets: { cflags_cc: string[]; 'cflags_cc!': string[] }[];
+  };
+  const t = gyp.targets[0]!;
+  assert.deepEqual(
+    t.cflags_cc.filter((f) => f.startsWith('-std')),
+    [],
+  );
+  // node-gyp's own default (gnu++17, or gnu++20 with newer Node) is removed
+  assert.ok(t['cflags_cc!'].includes('-std=gnu++17') && t['cflags_cc!'].includes('-std=gnu++20'));
+  assert.ok(t.cflags_cc.some((f) => f.includes('libtorch.mjs cflags')));
 });
