@@ -32,6 +32,8 @@ const sources = readdirSync(join(root, 'native/src'), { recursive: true, withFil
   .sort();
 const sourceHash = hash(sources, '');
 const cxx = process.env.CXX || 'g++';
+// binding.gyp's one target: its sources, defines and libraries (the direct build and --syntax-only)
+const target = JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets[0];
 
 // --syntax-only: every source checked against the headers of $LIBTORCH (or the system's), with
 // the build's flags; nothing is linked or written, so a headers-only libtorch is enough (how the
@@ -107,13 +109,9 @@ function directFlags() {
   return [
     '-fPIC', '-pthread', '-O2', '-fexceptions', '-frtti', '-fno-math-errno',
     '-Wno-unused-parameter', '-Wno-deprecated-declarations', '-DBUILDING_NODE_EXTENSION',
-    ...gypTarget().defines.map((d) => `-D${d}`), ...libtorchQuery('cflags'),
+    ...target.defines.map((d) => `-D${d}`), ...libtorchQuery('cflags'),
     `-I${join(root, 'node_modules/node-addon-api')}`, `-I${nodeInclude}`, ...libtorchQuery('include').map((d) => `-I${d}`),
   ]; // prettier-ignore
-}
-
-function gypTarget() {
-  return JSON.parse(readFileSync(join(root, 'binding.gyp'), 'utf8')).targets[0];
 }
 
 // What libtorch.mjs found (its JSON line), or why it found none.
@@ -130,7 +128,7 @@ function libtorchQuery(what) {
 
 // Runs the compiler once per source (one per core at a time); the sources that failed.
 async function compileEach(argsFor) {
-  const srcs = gypTarget().sources;
+  const srcs = target.sources;
   const compile = (k) =>
     new Promise((resolve) => {
       const child = spawn(cxx, argsFor(k, join(root, srcs[k])), { stdio: 'inherit' });
@@ -157,10 +155,10 @@ async function directBuild() {
   mkdirSync(objDir, { recursive: true });
   mkdirSync(dirname(out), { recursive: true });
   console.error(`mmoco: building the native addon directly with ${cxx} (no make here)`);
-  const objs = gypTarget().sources.map((s) => join(objDir, s.replace(/\//g, '_').replace(/\.cc$/, '.o')));
+  const objs = target.sources.map((s) => join(objDir, s.replace(/\//g, '_').replace(/\.cc$/, '.o')));
   const failed = await compileEach((k, src) => [...flags, '-c', src, '-o', objs[k]]);
   if (failed.length) throw new Error(`compiling ${failed.join(', ')} failed`);
-  const libs = gypTarget().libraries.flatMap((l) => (l.startsWith('<!@') ? libtorchQuery('libs') : [l]));
+  const libs = target.libraries.flatMap((l) => (l.startsWith('<!@') ? libtorchQuery('libs') : [l]));
   const r = spawnSync(cxx, ['-shared', '-pthread', '-o', out, ...objs, ...libs], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('linking the native addon failed');
 }

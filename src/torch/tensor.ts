@@ -607,6 +607,8 @@ export class Tensor {
     return this;
   }
   copy_(src: Tensor): this {
+    if (hostSyncForbidden() && deviceType(src.device) !== deviceType(this.device))
+      checkHostSync(`Tensor.copy_() from ${src.device} into ${this.device} (a copy between host and device memory)`);
     N.copy_(this.id, src.id);
     return this;
   }

@@ -37,7 +37,7 @@ test('forbidHostSync refuses host reads and host copies by name, and lifts on ex
   });
 });
 
-test('on CUDA, a copy to the host inside forbidHostSync is refused', { skip: !torch.cuda.isAvailable() }, () => {
+test('on CUDA, host-device to() and copy_() are refused inside it', { skip: !torch.cuda.isAvailable() }, () => {
   const x = torch.ones([3], { device: 'cuda' });
   assert.throws(
     () => torch.forbidHostSync('the test step', () => x.to('cpu')),
@@ -47,6 +47,18 @@ test('on CUDA, a copy to the host inside forbidHostSync is refused', { skip: !to
     () => torch.forbidHostSync('the test step', () => torch.zeros([3]).to('cuda')),
     /Tensor\.to\('cuda'\) from cpu/,
   );
-  assert.deepEqual(x.to('cpu').toArray(), [1, 1, 1]);
+  // copy_ between devices, either way; a copy on the device stays allowed
+  const host = torch.zeros([3]);
+  assert.throws(
+    () => torch.forbidHostSync('the test step', () => x.copy_(host)),
+    /Tensor\.copy_\(\) from cpu into cuda:0 \(a copy between host and device memory\) inside the test step/,
+  );
+  assert.throws(
+    () => torch.forbidHostSync('the test step', () => host.copy_(x)),
+    /Tensor\.copy_\(\) from cuda:0 into cpu/,
+  );
+  torch.tidy(() => torch.forbidHostSync('the test step', () => void x.copy_(x.mul(2))));
+  assert.deepEqual(x.to('cpu').toArray(), [2, 2, 2]);
+  host.dispose();
   x.dispose();
 });
